@@ -1,0 +1,266 @@
+// The `wasmgate` command line: run, validate, --help, --version.
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { AdminServer } from './admin/admin.ts';
+import { formatProblem } from './config/format.ts';
+import { loadConfig } from './config/load.ts';
+import type { LoadedConfig, Problem } from './config/types.ts';
+import { createLogger, LogLevels, levelNumber } from './observability/logger.ts';
+import { httpChain } from './server/chain.ts';
+import { Gateway } from './server/gateway.ts';
+import { planListeners } from './server/routes.ts';
+import { loadModule } from './wasm/plugin/plugin.ts';
+
+const VERSION: string = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version;
+
+const HELP = `wasmgate ${VERSION}: a reverse proxy that runs Proxy-Wasm plugins, configured with Istio YAML.
+
+Usage:
+  wasmgate run -c PATH [-c PATH]... [options]
+  wasmgate validate -c PATH [-c PATH]...
+  wasmgate --help | --version
+
+PATH is a YAML file (multi-document, ---) or a folder of *.yaml / *.yml files holding
+WasmPlugin (extensions.istio.io/v1alpha1), Gateway, VirtualService and ServiceEntry resources.
+
+Options for run:
+  -c, --config PATH              configuration file or folder (repeatable)
+      --port N                   one HTTP listener on port N instead of the Gateways' ports
+      --host ADDR                address the listeners bind (default 0.0.0.0)
+      --upstream URL             send everything the listener receives to URL (local development)
+      --admin-port N             admin API port on 127.0.0.1 (default 15000; 0 picks a free port; -1 disables)
+      --namespace NS             this proxy's namespace (default istio-system)
+      --label k=v                this proxy's labels (repeatable; default istio=ingressgateway)
+      --root-namespace NS        Istio's root namespace (default istio-system)
+      --log-level LEVEL          proxy log level: trace|debug|info|warn|error (default info)
+      --component-log-level C:L  per component, as Envoy: wasm:debug
+      --access-log DEST          stdout (default), off, or a file path
+      --httpbin ADDR             also start the embedded httpbin-compatible upstream on ADDR (host:port)
+`;
+
+class UsageError extends Error {}
+
+function parse(argv: string[]) {
+  try {
+    return parseArgs({
+      args: argv,
+      allowPositionals: true,
+      strict: true,
+      options: {
+        config: { type: 'string', short: 'c', multiple: true },
+        port: { type: 'string' },
+        host: { type: 'string' },
+        upstream: { type: 'string' },
+        'admin-port': { type: 'string' },
+        namespace: { type: 'string' },
+        label: { type: 'string', multiple: true },
+        'root-namespace': { type: 'string' },
+        'log-level': { type: 'string' },
+        'component-log-level': { type: 'string', multiple: true },
+        'access-log': { type: 'string' },
+        httpbin: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+        version: { type: 'boolean', short: 'v' },
+      },
+    });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
+
+function portOption(value: string | undefined, flag: string, allowNegative = false): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n > 65535 || n < (allowNegative ? -1 : 0))
+    throw new UsageError(`${flag}: not a port number: ${value}`);
+  return n;
+}
+
+function labelsOption(values: string[] | undefined): Record<string, string> {
+  if (!values || values.length === 0) return { istio: 'ingressgateway' };
+  const labels: Record<string, string> = {};
+  for (const v of values) {
+    const eq = v.indexOf('=');
+    if (eq <= 0) throw new UsageError(`--label: expected k=v, got "${v}"`);
+    labels[v.slice(0, eq)] = v.slice(eq + 1);
+  }
+  return labels;
+}
+
+/** Module problems (missing file, not Wasm, missing exports) as warnings on spec.url. */
+async function moduleWarnings(config: LoadedConfig): Promise<Problem[]> {
+  const out: Problem[] = [];
+  for (const p of config.wasmPlugins) {
+    if (!p.spec.url.startsWith('file://')) continue;
+    try {
+      await loadModule(p.spec.url);
+    } catch (err) {
+      out.push({
+        severity: 'warning',
+        file: p.file,
+        line: p.line,
+        col: p.col,
+        kind: 'WasmPlugin',
+        name: `${p.metadata.namespace}/${p.metadata.name}`,
+        field: 'spec.url',
+        message: (err as Error).message,
+      });
+    }
+  }
+  return out;
+}
+
+function printProblems(problems: Problem[]): void {
+  for (const p of problems) {
+    const line = formatProblem(p);
+    process.stderr.write(`${p.severity === 'warning' ? `${line} (warning)` : line}\n`);
+  }
+}
+
+async function validate(paths: string[], values: ReturnType<typeof parse>['values']): Promise<number> {
+  const config = await loadConfig(paths);
+  const problems = [...config.problems, ...(await moduleWarnings(config))];
+  printProblems(problems);
+  if (problems.some((p) => p.severity === 'error')) return 1;
+  const labels = labelsOption(values.label);
+  let plans = planListeners(config, labels);
+  if (plans.length === 0) plans = [{ port: 8080, gateways: [] }];
+  const identity = {
+    namespace: values.namespace ?? 'istio-system',
+    labels,
+    rootNamespace: values['root-namespace'] ?? 'istio-system',
+    gateways: plans.flatMap((p) => p.gateways),
+  };
+  for (const plan of plans) {
+    const chain = httpChain(config.wasmPlugins, identity, plan.port).map(
+      (p) => `${p.metadata.namespace}.${p.metadata.name} (${p.spec.phase}, priority ${p.spec.priority})`,
+    );
+    process.stdout.write(`listener :${plan.port}: ${[...chain, 'router'].join(' -> ')}\n`);
+  }
+  process.stdout.write(`valid: ${config.files.length} file(s), ${config.wasmPlugins.length} WasmPlugin(s)\n`);
+  return 0;
+}
+
+async function run(paths: string[], values: ReturnType<typeof parse>['values']): Promise<number> {
+  const logLevel = values['log-level'] ?? 'info';
+  if (levelNumber(logLevel) === undefined) throw new UsageError(`--log-level: unknown level "${logLevel}"`);
+  const levels = new LogLevels('info');
+  for (const c of values['component-log-level'] ?? []) {
+    for (const part of c.split(',')) {
+      const [component, level] = part.split(':');
+      if (component !== 'wasm' || !level || !levels.setWasm(level))
+        throw new UsageError(`--component-log-level: expected wasm:LEVEL, got "${part}"`);
+    }
+  }
+  const port = portOption(values.port, '--port');
+  const adminPort = portOption(values['admin-port'], '--admin-port', true) ?? 15000;
+  if (values.upstream !== undefined) {
+    try {
+      const u = new URL(values.upstream);
+      if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error('scheme');
+    } catch {
+      throw new UsageError(`--upstream: expected an http:// or https:// URL, got "${values.upstream}"`);
+    }
+  }
+  const logger = createLogger(logLevel === 'warning' ? 'warn' : logLevel);
+  const config = await loadConfig(paths);
+  printProblems(config.problems);
+  if (config.problems.some((p) => p.severity === 'error')) {
+    logger.error('configuration is invalid; not starting (run `wasmgate validate` for details)');
+    return 1;
+  }
+  const closers: (() => Promise<void>)[] = [];
+  if (values.httpbin) {
+    const { startHttpbin } = await import('./upstream/httpbin.ts');
+    const m = /^(.*):(\d+)$/.exec(values.httpbin);
+    if (!m) throw new UsageError(`--httpbin: expected host:port, got "${values.httpbin}"`);
+    const hb = await startHttpbin({ host: m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2]) });
+    closers.push(() => hb.close());
+    logger.info(`embedded httpbin listening on ${hb.url}`);
+  }
+  const gateway = await Gateway.start(
+    config,
+    {
+      host: values.host ?? '0.0.0.0',
+      port,
+      upstream: values.upstream,
+      namespace: values.namespace ?? 'istio-system',
+      labels: labelsOption(values.label),
+      rootNamespace: values['root-namespace'] ?? 'istio-system',
+      accessLog: values['access-log'] ?? 'stdout',
+    },
+    logger,
+    levels,
+  );
+  closers.unshift(() => gateway.close());
+  let admin: AdminServer | undefined;
+  if (adminPort >= 0) {
+    admin = new AdminServer(gateway, levels, {
+      host: '127.0.0.1',
+      port: adminPort,
+      version: VERSION,
+      startedAt: Date.now(),
+    });
+    const actual = await admin.listen();
+    closers.unshift(() => admin!.close());
+    logger.info(`admin listening on 127.0.0.1:${actual}`);
+  }
+  for (const s of gateway.summaries) {
+    logger.info(
+      { listener: s.name, port: s.port, chain: s.chain },
+      `listening on ${values.host ?? '0.0.0.0'}:${s.port}: ${[...s.chain, 'router'].join(' -> ')}`,
+    );
+  }
+  return await new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      logger.info(`${signal}: shutting down`);
+      Promise.all(closers.map((c) => c().catch(() => {}))).then(() => resolve(0));
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+    if (admin) admin.onQuit = () => stop('quitquitquit');
+  });
+}
+
+/** Entry point; resolves to the process exit code. */
+export async function main(argv: string[]): Promise<number> {
+  try {
+    const { values, positionals } = parse(argv);
+    if (values.version) {
+      process.stdout.write(`wasmgate ${VERSION}\n`);
+      return 0;
+    }
+    if (values.help || positionals.length === 0) {
+      process.stdout.write(HELP);
+      return values.help ? 0 : 1;
+    }
+    const [command, ...rest] = positionals;
+    if (rest.length > 0) throw new UsageError(`unexpected argument "${rest[0]}"`);
+    const paths = values.config ?? [];
+    if (command !== 'run' && command !== 'validate') throw new UsageError(`unknown command "${command}"`);
+    if (paths.length === 0) throw new UsageError(`${command}: at least one -c PATH is required`);
+    return command === 'run' ? await run(paths, values) : await validate(paths, values);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`wasmgate: ${err.message}\nRun 'wasmgate --help' for usage.\n`);
+      return 2;
+    }
+    const e = err as NodeJS.ErrnoException;
+    if (e.code === 'EADDRINUSE' || e.code === 'EACCES') {
+      process.stderr.write(`wasmgate: cannot listen: ${e.message}\n`);
+      return 1;
+    }
+    process.stderr.write(`wasmgate: ${e.message ?? String(err)}\n`);
+    return 1;
+  }
+}
+
+// Run directly (node src/cli.ts ...): the bin script calls main() itself.
+if (import.meta.url === `file://${process.argv[1]}`) {
+  main(process.argv.slice(2)).then((code) => {
+    process.exitCode = code;
+  });
+}

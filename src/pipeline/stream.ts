@@ -1,0 +1,41 @@
+// Per-request state that filters, the Wasm host and the access log read.
+import type { HeaderMap } from './headers.ts';
+
+export interface StreamInfo {
+  startTime: number;
+  startHr: bigint;
+  requestId: string;
+  protocol: string;
+  downstreamRemoteAddress: string;
+  downstreamRemotePort: number;
+  downstreamLocalAddress: string;
+  downstreamLocalPort: number;
+  bytesReceived: number;
+  bytesSent: number;
+  responseCode: number;
+  responseCodeDetails: string;
+  responseFlags: string[];
+  upstreamHost: string;
+  upstreamCluster: string;
+  upstreamServiceTimeMs: number | undefined;
+  routeName: string;
+}
+
+export class HttpStream {
+  readonly requestHeaders: HeaderMap;
+  requestTrailers: HeaderMap | undefined;
+  responseHeaders: HeaderMap | undefined;
+  responseTrailers: HeaderMap | undefined;
+  readonly info: StreamInfo;
+  /** Values set by plugins through proxy_set_property, keyed by the NUL-joined path. */
+  readonly properties = new Map<string, Uint8Array>();
+  /** True once response headers went to the client: no local reply can replace them now. */
+  responseStarted = false;
+  /** True when the response is a local reply (filter or proxy generated). */
+  localReply = false;
+
+  constructor(requestHeaders: HeaderMap, info: StreamInfo) {
+    this.requestHeaders = requestHeaders;
+    this.info = info;
+  }
+}

@@ -1,0 +1,24 @@
+// Hop-by-hop headers (RFC 9110 7.6.1) never cross the proxy.
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+]);
+
+/** Names to drop: the fixed set plus whatever the Connection header lists. */
+export function hopByHopNames(connectionValues: readonly string[]): Set<string> {
+  if (connectionValues.length === 0) return HOP_BY_HOP;
+  const names = new Set(HOP_BY_HOP);
+  for (const v of connectionValues) for (const t of v.split(',')) if (t.trim()) names.add(t.trim().toLowerCase());
+  return names;
+}
+
+export function isHopByHop(name: string): boolean {
+  return HOP_BY_HOP.has(name);
+}

@@ -1,0 +1,58 @@
+// Which WasmPlugins apply to this proxy and in which order they run (phase, then priority
+// descending, then namespace and name), as Istio computes the chain for a workload.
+import type { Phase, Resource, WasmPluginSpec } from '../config/types.ts';
+
+export interface ProxyIdentity {
+  namespace: string;
+  labels: Record<string, string>;
+  rootNamespace: string;
+  /** Names of the Gateways (namespace/name) this proxy serves, for targetRef. */
+  gateways: string[];
+}
+
+export const PHASE_ORDER: readonly Phase[] = ['AUTHN', 'AUTHZ', 'STATS', 'UNSPECIFIED_PHASE'];
+
+function labelsMatch(selector: Record<string, string>, labels: Record<string, string>): boolean {
+  return Object.entries(selector).every(([k, v]) => labels[k] === v);
+}
+
+/** Whether a WasmPlugin selects this proxy (namespace scoping, selector, targetRef). */
+export function pluginApplies(p: Resource<WasmPluginSpec>, id: ProxyIdentity): boolean {
+  const ns = p.metadata.namespace;
+  const refs = [...(p.spec.targetRefs ?? []), ...(p.spec.targetRef ? [p.spec.targetRef] : [])];
+  if (refs.length > 0) {
+    return refs.some((r) => r.kind === 'Gateway' && id.gateways.includes(`${r.namespace ?? ns}/${r.name}`));
+  }
+  if (ns !== id.namespace && ns !== id.rootNamespace) return false;
+  return labelsMatch(p.spec.selector?.matchLabels ?? {}, id.labels);
+}
+
+/** Whether a plugin's match[] admits traffic on this listener port (a gateway is CLIENT). */
+export function pluginMatchesPort(p: Resource<WasmPluginSpec>, port: number): boolean {
+  if (p.spec.match.length === 0) return true;
+  return p.spec.match.some(
+    (m) =>
+      (m.mode === 'UNDEFINED' || m.mode === 'CLIENT' || m.mode === 'CLIENT_AND_SERVER') &&
+      (m.ports.length === 0 || m.ports.includes(port)),
+  );
+}
+
+export function comparePlugins(a: Resource<WasmPluginSpec>, b: Resource<WasmPluginSpec>): number {
+  const pa = PHASE_ORDER.indexOf(a.spec.phase);
+  const pb = PHASE_ORDER.indexOf(b.spec.phase);
+  if (pa !== pb) return pa - pb;
+  if (a.spec.priority !== b.spec.priority) return b.spec.priority - a.spec.priority;
+  if (a.metadata.namespace !== b.metadata.namespace) return a.metadata.namespace < b.metadata.namespace ? -1 : 1;
+  return a.metadata.name < b.metadata.name ? -1 : a.metadata.name > b.metadata.name ? 1 : 0;
+}
+
+/** HTTP plugins for this proxy and listener port, in execution order. */
+export function httpChain(
+  plugins: readonly Resource<WasmPluginSpec>[],
+  id: ProxyIdentity,
+  port: number,
+): Resource<WasmPluginSpec>[] {
+  return plugins
+    .filter((p) => p.spec.type === 'HTTP' && pluginApplies(p, id) && pluginMatchesPort(p, port))
+    .sort(comparePlugins);
+}

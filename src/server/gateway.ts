@@ -1,0 +1,133 @@
+// Assembles a running proxy from loaded configuration: plugins, per-listener filter chains,
+// routes and clusters, listeners, and the access log.
+import { createWriteStream, type WriteStream } from 'node:fs';
+import type { LoadedConfig } from '../config/types.ts';
+import { HttpListener } from '../listener/http-listener.ts';
+import { formatAccessLog } from '../observability/access-log.ts';
+import type { Logger, LogLevels } from '../observability/logger.ts';
+import type { FilterFactory } from '../pipeline/filter.ts';
+import { RouteTable } from '../router/route-table.ts';
+import { WasmFilterFactory } from '../wasm/plugin/http-filter.ts';
+import { type LoadedModule, loadModule, Plugin } from '../wasm/plugin/plugin.ts';
+import { httpChain, type ProxyIdentity } from './chain.ts';
+import { buildRoutes, ClusterSet, planListeners, upstreamRoute } from './routes.ts';
+
+export interface GatewayOptions {
+  host: string;
+  /** Overrides the Gateway ports: one listener on this port. */
+  port?: number;
+  upstream?: string;
+  namespace: string;
+  labels: Record<string, string>;
+  rootNamespace: string;
+  /** 'stdout', 'off', or a file path. */
+  accessLog: string;
+}
+
+export interface ListenerSummary {
+  name: string;
+  port: number;
+  chain: string[];
+  routes: string[];
+}
+
+export class Gateway {
+  readonly listeners: HttpListener[] = [];
+  readonly plugins = new Map<string, Plugin>();
+  readonly summaries: ListenerSummary[] = [];
+  readonly #clusters = new ClusterSet();
+  readonly #logger: Logger;
+  #accessLog: ((line: string) => void) | undefined;
+  #accessStream: WriteStream | undefined;
+
+  private constructor(logger: Logger) {
+    this.#logger = logger;
+  }
+
+  get clusters(): ClusterSet {
+    return this.#clusters;
+  }
+
+  static async start(
+    config: LoadedConfig,
+    options: GatewayOptions,
+    logger: Logger,
+    levels: LogLevels,
+  ): Promise<Gateway> {
+    const gw = new Gateway(logger);
+    gw.#openAccessLog(options.accessLog);
+    let plans = planListeners(config, options.labels);
+    if (options.port !== undefined) {
+      plans = [{ port: options.port, gateways: plans.flatMap((p) => p.gateways) }];
+    }
+    if (plans.length === 0) plans = [{ port: 8080, gateways: [] }];
+    const identity: ProxyIdentity = {
+      namespace: options.namespace,
+      labels: options.labels,
+      rootNamespace: options.rootNamespace,
+      gateways: [...new Set(plans.flatMap((p) => p.gateways))],
+    };
+    // One Plugin per WasmPlugin resource; modules compiled once per URL.
+    const modules = new Map<string, Promise<LoadedModule>>();
+    const chains = plans.map((plan) => httpChain(config.wasmPlugins, identity, plan.port));
+    for (const resource of chains.flat()) {
+      const key = `${resource.metadata.namespace}.${resource.metadata.name}`;
+      if (gw.plugins.has(key)) continue;
+      const plugin = new Plugin(resource, logger, levels);
+      gw.plugins.set(key, plugin);
+      let loading = modules.get(resource.spec.url);
+      if (!loading) {
+        loading = loadModule(resource.spec.url);
+        loading.catch(() => {});
+        modules.set(resource.spec.url, loading);
+      }
+      await loading.then(
+        (loaded) => plugin.init(loaded),
+        () => plugin.init(),
+      );
+    }
+    for (const [i, plan] of plans.entries()) {
+      const routes = options.upstream
+        ? [upstreamRoute(options.upstream, gw.#clusters)]
+        : buildRoutes(config, plan.gateways, gw.#clusters);
+      const chain: FilterFactory[] = chains[i]!.map(
+        (r) => new WasmFilterFactory(gw.plugins.get(`${r.metadata.namespace}.${r.metadata.name}`)!),
+      );
+      const name = `0.0.0.0_${plan.port}`;
+      const listener = new HttpListener(
+        { name, host: options.host, port: plan.port, chain, routes: new RouteTable(routes) },
+        {
+          onComplete: (s) => gw.#accessLog?.(formatAccessLog(s)),
+          onError: (message, err) => logger.error({ err }, message),
+        },
+      );
+      gw.listeners.push(listener);
+      gw.summaries.push({ name, port: plan.port, chain: chain.map((f) => f.name), routes: routes.map((r) => r.name) });
+    }
+    try {
+      for (const [i, l] of gw.listeners.entries()) gw.summaries[i]!.port = await l.listen();
+    } catch (err) {
+      await gw.close();
+      throw err;
+    }
+    return gw;
+  }
+
+  #openAccessLog(target: string): void {
+    if (target === 'off') return;
+    if (target === 'stdout') {
+      this.#accessLog = (line) => process.stdout.write(line);
+      return;
+    }
+    this.#accessStream = createWriteStream(target, { flags: 'a' });
+    this.#accessStream.on('error', (err) => this.#logger.error(`access log ${target}: ${err.message}`));
+    this.#accessLog = (line) => this.#accessStream?.write(line);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.listeners.map((l) => l.close()));
+    for (const p of this.plugins.values()) p.close();
+    await this.#clusters.close();
+    this.#accessStream?.end();
+  }
+}

@@ -1,0 +1,67 @@
+// ABI area: header and trailer maps.
+import type { AbiHost, HeaderMapAccess } from './host-api.ts';
+import { decodePairs, encodePairs } from './pairs.ts';
+import { Status } from './result.ts';
+
+const encoder = new TextEncoder();
+
+export function headerFunctions(h: AbiHost) {
+  const map = (mapType: number): HeaderMapAccess | undefined => h.effectiveContext()?.headerMap(mapType);
+  const key = (ptr: number, size: number) => h.memory.string(ptr, size).toLowerCase();
+  return {
+    proxy_get_header_map_size: (mapType: number, retSizePtr: number) => {
+      const m = map(mapType);
+      if (!m) return Status.BAD_ARGUMENT;
+      h.memory.setU32(retSizePtr, m.byteSize());
+      return Status.OK;
+    },
+    proxy_get_header_map_pairs: (mapType: number, retPtrPtr: number, retSizePtr: number) => {
+      const m = map(mapType);
+      // Envoy answers OK with an empty map when the map is absent.
+      return h.copyOut(encodePairs(m ? m.pairs : []), retPtrPtr, retSizePtr);
+    },
+    proxy_set_header_map_pairs: (mapType: number, ptr: number, size: number) => {
+      const m = map(mapType);
+      if (!m?.writable) return Status.BAD_ARGUMENT;
+      const pairs = decodePairs(h.memory.view(ptr, size)) ?? [];
+      m.setPairs(pairs.map(([k, v]) => [k.toLowerCase(), v]));
+      return Status.OK;
+    },
+    proxy_get_header_map_value: (
+      mapType: number,
+      keyPtr: number,
+      keySize: number,
+      retPtrPtr: number,
+      retSizePtr: number,
+    ) => {
+      const m = map(mapType);
+      if (!m) return Status.BAD_ARGUMENT;
+      const value = m.get(key(keyPtr, keySize));
+      if (value === undefined) {
+        if (h.abiVersion !== '0.1.0') return Status.NOT_FOUND;
+        h.memory.setU32(retPtrPtr, 0);
+        h.memory.setU32(retSizePtr, 0);
+        return Status.OK;
+      }
+      return h.copyOut(encoder.encode(value), retPtrPtr, retSizePtr);
+    },
+    proxy_add_header_map_value: (mapType: number, kp: number, ks: number, vp: number, vs: number) => {
+      const m = map(mapType);
+      if (!m?.writable) return Status.BAD_ARGUMENT;
+      m.add(key(kp, ks), h.memory.string(vp, vs));
+      return Status.OK;
+    },
+    proxy_replace_header_map_value: (mapType: number, kp: number, ks: number, vp: number, vs: number) => {
+      const m = map(mapType);
+      if (!m?.writable) return Status.BAD_ARGUMENT;
+      m.replace(key(kp, ks), h.memory.string(vp, vs));
+      return Status.OK;
+    },
+    proxy_remove_header_map_value: (mapType: number, kp: number, ks: number) => {
+      const m = map(mapType);
+      if (!m?.writable) return Status.BAD_ARGUMENT;
+      m.remove(key(kp, ks));
+      return Status.OK;
+    },
+  };
+}

@@ -1,0 +1,74 @@
+// The doors between the ABI surface (this folder) and the host (../host). ABI modules decode guest
+// arguments, call these interfaces, and encode results; they never see the pipeline.
+import type { GuestMemory } from '../runtime/memory.ts';
+import type { Pairs } from './pairs.ts';
+import type { AbiVersion, StatusCode } from './result.ts';
+
+/** One header/trailer map as a context exposes it. */
+export interface HeaderMapAccess {
+  readonly pairs: Pairs;
+  /** First value of `name` (lower-case), or undefined. */
+  get(name: string): string | undefined;
+  /** Header map byte size as Envoy counts it (sum of key and value lengths). */
+  byteSize(): number;
+  /** False when the map may be read but no longer changed (e.g. request headers after they were sent). */
+  readonly writable: boolean;
+  add(name: string, value: string): void;
+  replace(name: string, value: string): void;
+  remove(name: string): void;
+  setPairs(pairs: Pairs): void;
+}
+
+/** One body/data/config buffer. */
+export interface BufferAccess {
+  bytes(): Uint8Array;
+  /** Replaces `size` bytes at `start` with `data` (prepend, append, replace-all). */
+  set(start: number, size: number, data: Uint8Array): StatusCode;
+}
+
+export interface LocalResponse {
+  status: number;
+  details: string;
+  body: Uint8Array;
+  headers: Pairs;
+  grpcStatus: number;
+}
+
+/** What a context (root or stream) offers to the ABI. Anything absent answers BAD_ARGUMENT/NOT_FOUND. */
+export interface AbiContext {
+  readonly id: number;
+  readonly rootId: number;
+  headerMap(mapType: number): HeaderMapAccess | undefined;
+  buffer(bufferType: number): BufferAccess | undefined;
+  sendLocalResponse(reply: LocalResponse): StatusCode;
+  continueStream(streamType: number): StatusCode;
+  closeStream(streamType: number): StatusCode;
+  getProperty(path: string[]): Uint8Array | undefined;
+  setProperty(path: string[], value: Uint8Array): StatusCode;
+  /** proxy_done: finish a context whose on_done returned false. */
+  done(): StatusCode;
+}
+
+/** The host side of one VM as the ABI modules see it. */
+export interface AbiHost {
+  readonly memory: GuestMemory;
+  readonly abiVersion: AbiVersion;
+  /** True while the VM runs its entry point (start-up restrictions). */
+  readonly starting: boolean;
+  /** Copies `bytes` into guest memory (guest allocator) and writes pointer and size; empty -> 0/0. */
+  copyOut(bytes: Uint8Array, retPtrPtr: number, retSizePtr: number): StatusCode;
+  /** The context host calls currently act on. */
+  effectiveContext(): AbiContext | undefined;
+  setEffectiveContext(id: number): StatusCode;
+  log(level: number, message: string): void;
+  logLevel(): number;
+  /** Environment for WASI environ_* (vmConfig.env). */
+  readonly env: readonly [string, string][];
+  /** Per-root timer. */
+  setTickPeriod(rootId: number, periodMs: number): StatusCode;
+  /** Logs once per import name and returns UNIMPLEMENTED. */
+  unimplemented(name: string): StatusCode;
+}
+
+export type HostFunction = (...args: never[]) => number | undefined;
+export type ImportFunctions = Record<string, HostFunction>;

@@ -1,0 +1,17 @@
+// ABI area: logging (proxy_log, proxy_get_log_level).
+import type { AbiHost } from './host-api.ts';
+import { Status } from './result.ts';
+
+export function logFunctions(h: AbiHost) {
+  return {
+    proxy_log: (level: number, ptr: number, size: number) => {
+      if (level < 0 || level > 5) return Status.BAD_ARGUMENT;
+      h.log(level, h.memory.string(ptr, size));
+      return Status.OK;
+    },
+    proxy_get_log_level: (retLevelPtr: number) => {
+      h.memory.setU32(retLevelPtr, h.logLevel());
+      return Status.OK;
+    },
+  };
+}

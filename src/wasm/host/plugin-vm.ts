@@ -1,0 +1,257 @@
+// One plugin's VM on one worker: the host side of the ABI (contexts, effective context, logging,
+// timers) on top of the runtime wrapper. Start-up follows Envoy: entry point, then the root
+// context's on_context_create -> on_vm_start -> on_configure.
+import type { AbiContext, AbiHost } from '../abi/host-api.ts';
+import { buildImports } from '../abi/imports.ts';
+import { MetricRegistry } from '../abi/metrics.ts';
+import { type AbiVersion, BufferType, Status, type StatusCode } from '../abi/result.ts';
+import type { GuestMemory } from '../runtime/memory.ts';
+import type { ModuleInfo } from '../runtime/module.ts';
+import { WasmVm } from '../runtime/vm.ts';
+import { BaseContext, readOnlyBuffer } from './context.ts';
+import { str } from './properties.ts';
+
+export interface PluginIdentity {
+  /** `<namespace>.<name>`, Envoy's plugin name (property plugin_name). */
+  name: string;
+  /** spec.pluginName (property plugin_root_id). */
+  rootId: string;
+  vmId: string;
+  /** Plugin configuration (JSON text of pluginConfig). */
+  configuration: Uint8Array;
+  vmConfiguration: Uint8Array;
+  env: [string, string][];
+}
+
+export interface PluginLogSink {
+  log(level: number, message: string): void;
+  level(): number;
+  /** Host-side problems (unimplemented imports, host errors). */
+  warn(message: string): void;
+}
+
+export class PluginStartError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'PluginStartError';
+  }
+}
+
+class RootContext extends BaseContext {
+  readonly #vm: PluginVm;
+  /** Which configuration buffer is readable now (Envoy: only during the matching callback). */
+  available: number | undefined;
+  tick: ReturnType<typeof setInterval> | undefined;
+
+  constructor(vm: PluginVm, id: number) {
+    super(id, id);
+    this.#vm = vm;
+  }
+
+  override buffer(type: number) {
+    if (type !== this.available) return undefined;
+    if (type === BufferType.VM_CONFIGURATION) return readOnlyBuffer(this.#vm.identity.vmConfiguration);
+    if (type === BufferType.PLUGIN_CONFIGURATION) return readOnlyBuffer(this.#vm.identity.configuration);
+    return undefined;
+  }
+
+  override getProperty(path: string[]) {
+    return this.#vm.pluginProperty(path);
+  }
+}
+
+export class PluginVm implements AbiHost {
+  readonly identity: PluginIdentity;
+  readonly vm: WasmVm;
+  readonly metrics = new MetricRegistry();
+  readonly #log: PluginLogSink;
+  readonly #contexts = new Map<number, AbiContext>();
+  #effective: AbiContext | undefined;
+  #nextContextId = 1;
+  readonly #unimplementedSeen = new Set<string>();
+  readonly root: RootContext;
+  #closed = false;
+
+  constructor(module: WebAssembly.Module, info: ModuleInfo, identity: PluginIdentity, log: PluginLogSink) {
+    if (info.problems.length > 0) throw new PluginStartError(info.problems.join('; '));
+    this.identity = identity;
+    this.#log = log;
+    const imports = buildImports(this, this.metrics, info.imports, (name, err) =>
+      log.warn(`host function ${name} failed: ${err instanceof Error ? err.message : String(err)}`),
+    );
+    this.vm = new WasmVm(module, info, imports);
+    this.root = new RootContext(this, this.#nextContextId++);
+    this.#contexts.set(this.root.id, this.root);
+  }
+
+  /** Entry point and root context start-up. Throws PluginStartError with a one-line cause. */
+  start(): void {
+    try {
+      this.vm.start();
+    } catch (err) {
+      throw new PluginStartError(`start-up failed: ${(err as Error).message}`, { cause: err });
+    }
+    const root = this.root;
+    try {
+      root.available = BufferType.PLUGIN_CONFIGURATION;
+      this.callIn(root, 'proxy_on_context_create', root.id, 0);
+      root.available = BufferType.VM_CONFIGURATION;
+      const vmOk = this.callIn(root, 'proxy_on_vm_start', root.id, this.identity.vmConfiguration.length);
+      if (this.vm.has('proxy_on_vm_start') && vmOk === 0)
+        throw new PluginStartError('proxy_on_vm_start returned false');
+      root.available = BufferType.PLUGIN_CONFIGURATION;
+      const cfgOk = this.callIn(root, 'proxy_on_configure', root.id, this.identity.configuration.length);
+      if (this.vm.has('proxy_on_configure') && cfgOk === 0)
+        throw new PluginStartError('proxy_on_configure returned false (plugin rejected its configuration)');
+    } catch (err) {
+      if (err instanceof PluginStartError) throw err;
+      throw new PluginStartError(`start-up failed: ${(err as Error).message}`, { cause: err });
+    } finally {
+      root.available = undefined;
+    }
+  }
+
+  get failed(): Error | undefined {
+    return this.vm.failure;
+  }
+
+  get abiVersion(): AbiVersion {
+    return this.vm.info.abiVersion ?? '0.2.1';
+  }
+
+  // ---- contexts ----
+
+  newContextId(): number {
+    return this.#nextContextId++;
+  }
+
+  register(ctx: AbiContext): void {
+    this.#contexts.set(ctx.id, ctx);
+  }
+
+  unregister(id: number): void {
+    this.#contexts.delete(id);
+  }
+
+  /** Calls a guest export with `ctx` as the effective context for the duration of the call. */
+  callIn(ctx: AbiContext, name: string, ...args: number[]): number {
+    const previous = this.#effective;
+    this.#effective = ctx;
+    try {
+      return this.vm.call(name, ...args);
+    } finally {
+      this.#effective = previous;
+    }
+  }
+
+  // ---- AbiHost ----
+
+  get memory(): GuestMemory {
+    return this.vm.memory;
+  }
+
+  get starting(): boolean {
+    return this.vm.starting;
+  }
+
+  get env(): readonly [string, string][] {
+    return this.identity.env;
+  }
+
+  copyOut(bytes: Uint8Array, retPtrPtr: number, retSizePtr: number): StatusCode {
+    if (bytes.length === 0) {
+      this.memory.setU32(retPtrPtr, 0);
+      this.memory.setU32(retSizePtr, 0);
+      return Status.OK;
+    }
+    // Copy first: the allocator may grow memory and detach views of it.
+    const copy = bytes.slice();
+    const ptr = this.vm.allocate(copy.length);
+    if (ptr === 0) return Status.INVALID_MEMORY_ACCESS;
+    this.memory.write(ptr, copy);
+    this.memory.setU32(retPtrPtr, ptr);
+    this.memory.setU32(retSizePtr, copy.length);
+    return Status.OK;
+  }
+
+  effectiveContext(): AbiContext | undefined {
+    return this.#effective;
+  }
+
+  setEffectiveContext(id: number): StatusCode {
+    const ctx = this.#contexts.get(id);
+    if (!ctx) return Status.BAD_ARGUMENT;
+    this.#effective = ctx;
+    return Status.OK;
+  }
+
+  log(level: number, message: string): void {
+    if (level >= this.#log.level()) this.#log.log(level, message);
+  }
+
+  logLevel(): number {
+    return this.#log.level();
+  }
+
+  setTickPeriod(rootId: number, periodMs: number): StatusCode {
+    const root = this.#contexts.get(rootId);
+    if (!(root instanceof RootContext)) return Status.BAD_ARGUMENT;
+    if (root.tick) clearInterval(root.tick);
+    root.tick = undefined;
+    if (periodMs > 0 && !this.#closed) {
+      root.tick = setInterval(() => {
+        if (this.vm.failure) {
+          clearInterval(root.tick);
+          return;
+        }
+        try {
+          this.callIn(root, 'proxy_on_tick', root.id);
+        } catch (err) {
+          this.#log.warn(`proxy_on_tick failed: ${(err as Error).message}`);
+        }
+      }, periodMs);
+      root.tick.unref();
+    }
+    return Status.OK;
+  }
+
+  unimplemented(name: string): StatusCode {
+    if (!this.#unimplementedSeen.has(name)) {
+      this.#unimplementedSeen.add(name);
+      this.#log.warn(`${name} is not implemented by wasmgate yet (returned UNIMPLEMENTED)`);
+    }
+    return Status.UNIMPLEMENTED;
+  }
+
+  /** Properties that any context of this plugin can read. */
+  pluginProperty(path: string[]): Uint8Array | undefined {
+    const key = path.join('.');
+    switch (key) {
+      case 'plugin_name':
+      case 'xds.plugin_name':
+        return str(this.identity.name);
+      case 'plugin_root_id':
+      case 'xds.plugin_root_id':
+        return str(this.identity.rootId);
+      case 'plugin_vm_id':
+      case 'xds.plugin_vm_id':
+        return str(this.identity.vmId);
+      default:
+        return undefined;
+    }
+  }
+
+  /** Root context shutdown: on_done, on_delete; timers stop. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.root.tick) clearInterval(this.root.tick);
+    if (this.vm.failure) return;
+    try {
+      this.callIn(this.root, 'proxy_on_done', this.root.id);
+      this.callIn(this.root, 'proxy_on_delete', this.root.id);
+    } catch {
+      // A VM that traps while shutting down has nothing left to say.
+    }
+  }
+}

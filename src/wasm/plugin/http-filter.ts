@@ -1,0 +1,255 @@
+// Adapts one plugin to the pipeline's HttpFilter: one HTTP context per stream, Action <-> status,
+// local replies and continues deferred until the guest call returns, failStrategy on failure.
+
+import type { BodyBuffer } from '../../pipeline/filter.ts';
+import {
+  DataStatus,
+  type FilterCallbacks,
+  type FilterFactory,
+  HeadersStatus,
+  type HttpFilter,
+} from '../../pipeline/filter.ts';
+import type { HeaderMap } from '../../pipeline/headers.ts';
+import type { BufferAccess, HeaderMapAccess, LocalResponse } from '../abi/host-api.ts';
+import { BufferType, MapType, Status, type StatusCode, StreamType } from '../abi/result.ts';
+import { BaseContext } from '../host/context.ts';
+import type { PluginVm } from '../host/plugin-vm.ts';
+import { streamProperty } from './stream-properties.ts';
+
+/** What the filter needs from the plugin runtime (VM lifecycle and failStrategy live there). */
+export interface PluginHandle {
+  readonly name: string;
+  /** A usable VM, or undefined when the plugin failed (then `failOpen` decides). */
+  acquire(): PluginVm | undefined;
+  readonly failOpen: boolean;
+  /** Reports a trap during a stream callback. */
+  trapped(err: Error): void;
+  /** Counts a request that skipped this plugin under FAIL_OPEN. */
+  skipped(): void;
+}
+
+export class WasmFilterFactory implements FilterFactory {
+  readonly name: string;
+  readonly #plugin: PluginHandle;
+
+  constructor(plugin: PluginHandle) {
+    this.name = plugin.name;
+    this.#plugin = plugin;
+  }
+
+  create(callbacks: FilterCallbacks): HttpFilter {
+    return new WasmHttpFilter(this.#plugin, callbacks);
+  }
+}
+
+function bodyAccess(body: BodyBuffer): BufferAccess {
+  return {
+    bytes: () => body.bytes(),
+    set: (start, size, data) => {
+      const current = body.bytes();
+      if (start === 0 && size === 0) body.replace(Buffer.concat([data, current]));
+      else if (start >= current.length) body.replace(Buffer.concat([current, data]));
+      else if (start === 0 && size >= current.length) body.replace(data);
+      else return Status.BAD_ARGUMENT; // Envoy supports only prepend, append and replace-all.
+      return Status.OK;
+    },
+  };
+}
+
+class WasmHttpFilter extends BaseContext implements HttpFilter {
+  readonly #plugin: PluginHandle;
+  readonly #cb: FilterCallbacks;
+  #vm: PluginVm | undefined;
+  #created = false;
+  #skip = false;
+  #requestBody: BodyBuffer | undefined;
+  #responseBody: BodyBuffer | undefined;
+  #localReplied = false;
+  /** Set when the current callback sent a local response: its answer is then forced to stop. */
+  #repliedInCall = false;
+
+  constructor(plugin: PluginHandle, callbacks: FilterCallbacks) {
+    super(0, 0);
+    this.#plugin = plugin;
+    this.#cb = callbacks;
+  }
+
+  /** Creates the HTTP context on first use; false when the plugin is unusable (failStrategy applied). */
+  #ensure(): boolean {
+    if (this.#skip) return false;
+    if (this.#created) return true;
+    const vm = this.#plugin.acquire();
+    if (!vm) return this.#fail();
+    this.#vm = vm;
+    this.id = vm.newContextId();
+    this.rootId = vm.root.id;
+    vm.register(this);
+    this.#created = true;
+    return this.#call('proxy_on_context_create', this.id, this.rootId) !== undefined;
+  }
+
+  /** Applies failStrategy: FAIL_OPEN skips this plugin; FAIL_CLOSE answers 503. */
+  #fail(): boolean {
+    this.#skip = true;
+    if (this.#plugin.failOpen) {
+      this.#plugin.skipped();
+      return false;
+    }
+    this.#cb.sendLocalReply({ status: 503, body: 'Service Unavailable', details: 'wasm_fail_stream' });
+    return false;
+  }
+
+  #call(name: string, ...args: number[]): number | undefined {
+    this.#repliedInCall = false;
+    try {
+      return this.#vm!.callIn(this, name, ...args);
+    } catch (err) {
+      this.#plugin.trapped(err as Error);
+      this.#fail();
+      return undefined;
+    }
+  }
+
+  #headersCall(name: string, headers: HeaderMap, endStream: boolean) {
+    if (!this.#ensure())
+      return this.#skip && this.#plugin.failOpen ? HeadersStatus.Continue : HeadersStatus.StopIteration;
+    const args =
+      this.#vm!.abiVersion === '0.1.0' ? [this.id, headers.size] : [this.id, headers.size, endStream ? 1 : 0];
+    const action = this.#call(name, ...args);
+    if (action === undefined) return this.#plugin.failOpen ? HeadersStatus.Continue : HeadersStatus.StopIteration;
+    return action === 0 && !this.#repliedInCall ? HeadersStatus.Continue : HeadersStatus.StopIteration;
+  }
+
+  #dataCall(name: string, body: BodyBuffer, endStream: boolean, request: boolean) {
+    if (!this.#ensure()) return DataStatus.Continue;
+    if (request) this.#requestBody = body;
+    else this.#responseBody = body;
+    const action = this.#call(name, this.id, body.length, endStream ? 1 : 0);
+    if (action === undefined) return DataStatus.Continue;
+    if (action === 0 && !this.#repliedInCall) {
+      if (request) this.#requestBody = undefined;
+      else this.#responseBody = undefined;
+      return DataStatus.Continue;
+    }
+    return DataStatus.StopAndBuffer;
+  }
+
+  #trailersCall(name: string, trailers: HeaderMap) {
+    if (!this.#ensure()) return HeadersStatus.Continue;
+    const action = this.#call(name, this.id, trailers.size);
+    return action === 0 || action === undefined ? HeadersStatus.Continue : HeadersStatus.StopIteration;
+  }
+
+  // ---- HttpFilter ----
+
+  decodeHeaders(headers: HeaderMap, endStream: boolean) {
+    return this.#headersCall('proxy_on_request_headers', headers, endStream);
+  }
+  decodeData(body: BodyBuffer, endStream: boolean) {
+    return this.#dataCall('proxy_on_request_body', body, endStream, true);
+  }
+  decodeTrailers(trailers: HeaderMap) {
+    return this.#trailersCall('proxy_on_request_trailers', trailers);
+  }
+  encodeHeaders(headers: HeaderMap, endStream: boolean) {
+    return this.#headersCall('proxy_on_response_headers', headers, endStream);
+  }
+  encodeData(body: BodyBuffer, endStream: boolean) {
+    return this.#dataCall('proxy_on_response_body', body, endStream, false);
+  }
+  encodeTrailers(trailers: HeaderMap) {
+    return this.#trailersCall('proxy_on_response_trailers', trailers);
+  }
+
+  onLog(): void {
+    // Envoy creates the context in the log phase if the request never reached the filter.
+    if (this.#skip || !this.#ensure()) return;
+    this.#call('proxy_on_log', this.id);
+  }
+
+  onDestroy(): void {
+    if (!this.#created || !this.#vm) return;
+    const vm = this.#vm;
+    if (!vm.failed) {
+      this.#call('proxy_on_done', this.id);
+      if (!vm.failed) this.#call('proxy_on_delete', this.id);
+    }
+    vm.unregister(this.id);
+  }
+
+  // ---- AbiContext ----
+
+  override headerMap(mapType: number): HeaderMapAccess | undefined {
+    const s = this.#cb.stream;
+    switch (mapType) {
+      case MapType.HTTP_REQUEST_HEADERS:
+        return s.requestHeaders;
+      case MapType.HTTP_REQUEST_TRAILERS:
+        return s.requestTrailers;
+      case MapType.HTTP_RESPONSE_HEADERS:
+        return s.responseHeaders;
+      case MapType.HTTP_RESPONSE_TRAILERS:
+        return s.responseTrailers;
+      default:
+        return undefined;
+    }
+  }
+
+  override buffer(bufferType: number): BufferAccess | undefined {
+    if (bufferType === BufferType.HTTP_REQUEST_BODY && this.#requestBody) return bodyAccess(this.#requestBody);
+    if (bufferType === BufferType.HTTP_RESPONSE_BODY && this.#responseBody) return bodyAccess(this.#responseBody);
+    return undefined;
+  }
+
+  override sendLocalResponse(reply: LocalResponse): StatusCode {
+    this.#repliedInCall = true;
+    if (this.#localReplied) return Status.OK; // only the first one matters, as Envoy
+    this.#localReplied = true;
+    const details = reply.details.replace(/\s/g, '_') || 'wasm_local_reply';
+    this.#vm!.vm.defer(() =>
+      this.#cb.sendLocalReply({
+        status: reply.status,
+        body: reply.body,
+        headers: reply.headers,
+        details,
+        grpcStatus: reply.grpcStatus,
+      }),
+    );
+    return Status.OK;
+  }
+
+  override continueStream(streamType: number): StatusCode {
+    if (streamType === StreamType.HTTP_REQUEST) {
+      this.#vm!.vm.defer(() => {
+        this.#requestBody = undefined;
+        this.#cb.continueDecoding();
+      });
+      return Status.OK;
+    }
+    if (streamType === StreamType.HTTP_RESPONSE) {
+      this.#vm!.vm.defer(() => {
+        this.#responseBody = undefined;
+        this.#cb.continueEncoding();
+      });
+      return Status.OK;
+    }
+    return Status.UNIMPLEMENTED;
+  }
+
+  override closeStream(streamType: number): StatusCode {
+    if (streamType !== StreamType.HTTP_REQUEST && streamType !== StreamType.HTTP_RESPONSE) return Status.BAD_ARGUMENT;
+    this.#vm!.vm.defer(() => this.#cb.resetStream('wasm_close_stream'));
+    return Status.OK;
+  }
+
+  override getProperty(path: string[]): Uint8Array | undefined {
+    const stored = this.#cb.stream.properties.get(path.join('\0'));
+    if (stored) return stored;
+    return streamProperty(this.#cb.stream, path) ?? this.#vm?.pluginProperty(path);
+  }
+
+  override setProperty(path: string[], value: Uint8Array): StatusCode {
+    this.#cb.stream.properties.set(path.join('\0'), value);
+    return Status.OK;
+  }
+}

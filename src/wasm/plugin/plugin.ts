@@ -1,0 +1,169 @@
+// One configured WasmPlugin on one worker: loads and compiles its module, starts its VM, reports
+// failures in one line, and applies failStrategy (FAIL_CLOSE, FAIL_OPEN, FAIL_RELOAD).
+import { readFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import type { Resource, WasmPluginSpec } from '../../config/types.ts';
+import type { Logger, LogLevels } from '../../observability/logger.ts';
+import { PINO_METHOD } from '../../observability/logger.ts';
+import { type PluginIdentity, PluginStartError, PluginVm } from '../host/plugin-vm.ts';
+import { compileModule, inspectModule, type ModuleInfo } from '../runtime/module.ts';
+import type { PluginHandle } from './http-filter.ts';
+
+const RELOAD_BACKOFF_MS = [100, 200, 500, 1000, 2000, 5000];
+
+/** Reads a module's bytes. file:// now; remote sources belong to the fetcher. */
+export async function readModule(url: string): Promise<Uint8Array> {
+  if (url.startsWith('file://')) {
+    const path = fileURLToPath(url);
+    try {
+      return await readFile(path);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      throw new Error(code === 'ENOENT' ? `module file not found: ${path}` : `cannot read module ${path}: ${code}`);
+    }
+  }
+  const scheme = url.split('://')[0];
+  throw new Error(`fetching ${scheme}:// modules is not supported yet (${url})`);
+}
+
+export interface LoadedModule {
+  module: WebAssembly.Module;
+  info: ModuleInfo;
+}
+
+/** Reads, compiles and inspects a module; throws one readable line. */
+export async function loadModule(url: string): Promise<LoadedModule> {
+  const bytes = await readModule(url);
+  const module = await compileModule(bytes);
+  const info = inspectModule(module);
+  if (info.problems.length > 0) throw new Error(info.problems.join('; '));
+  return { module, info };
+}
+
+export function pluginIdentity(resource: Resource<WasmPluginSpec>): PluginIdentity {
+  const spec = resource.spec;
+  const env: [string, string][] = [];
+  for (const v of spec.vmConfig?.env ?? []) {
+    if (v.valueFrom === 'HOST') {
+      const value = process.env[v.name];
+      if (value !== undefined) env.push([v.name, value]);
+    } else env.push([v.name, v.value ?? '']);
+  }
+  // As Istio injects them.
+  env.push(['ISTIO_META_WASM_IMAGE_PULL_POLICY', spec.imagePullPolicy ?? 'UNSPECIFIED_POLICY']);
+  if (spec.imagePullSecret) env.push(['ISTIO_META_WASM_IMAGE_PULL_SECRET', spec.imagePullSecret]);
+  const config = spec.pluginConfig === undefined ? '' : JSON.stringify(spec.pluginConfig);
+  return {
+    name: `${resource.metadata.namespace}.${resource.metadata.name}`,
+    rootId: spec.pluginName ?? '',
+    vmId: '',
+    configuration: new TextEncoder().encode(config),
+    vmConfiguration: new Uint8Array(0),
+    env,
+  };
+}
+
+export class Plugin implements PluginHandle {
+  readonly name: string;
+  readonly resource: Resource<WasmPluginSpec>;
+  readonly identity: PluginIdentity;
+  readonly #logger: Logger;
+  /** Plugin log lines: filtered by the run-time wasm levels, not by the proxy's level. */
+  readonly #wasmLogger: Logger;
+  readonly #levels: LogLevels;
+  #loaded: LoadedModule | undefined;
+  #vm: PluginVm | undefined;
+  /** Why the plugin cannot serve (load or start failure, trap). */
+  failure: string | undefined;
+  #reloadAttempt = 0;
+  #nextReloadAt = 0;
+  skippedCount = 0;
+  trapCount = 0;
+
+  constructor(resource: Resource<WasmPluginSpec>, logger: Logger, levels: LogLevels) {
+    this.resource = resource;
+    this.identity = pluginIdentity(resource);
+    this.name = this.identity.name;
+    this.#logger = logger;
+    this.#wasmLogger = logger.child({}, { level: 'trace' });
+    this.#levels = levels;
+  }
+
+  get failOpen(): boolean {
+    return this.resource.spec.failStrategy === 'FAIL_OPEN';
+  }
+
+  /** Loads the module and starts the VM. Never throws: failures are logged once and remembered. */
+  async init(loaded?: LoadedModule): Promise<void> {
+    try {
+      this.#loaded = loaded ?? (await loadModule(this.resource.spec.url));
+      this.#vm = this.#startVm(this.#loaded);
+      this.failure = undefined;
+    } catch (err) {
+      this.failure = (err as Error).message;
+      this.#logger.error(
+        { plugin: this.name, failStrategy: this.resource.spec.failStrategy },
+        `wasm plugin ${this.name} failed to load: ${this.failure}`,
+      );
+    }
+  }
+
+  #startVm(loaded: LoadedModule): PluginVm {
+    const vm = new PluginVm(loaded.module, loaded.info, this.identity, {
+      log: (level, message) => {
+        const method = PINO_METHOD[Math.min(level, 5)]!;
+        this.#wasmLogger[method](`wasm log ${this.name}: ${message}`);
+      },
+      level: () => this.#levels.pluginLevel(this.name),
+      warn: (message) => this.#logger.warn(`wasm ${this.name}: ${message}`),
+    });
+    vm.start();
+    return vm;
+  }
+
+  acquire(): PluginVm | undefined {
+    if (this.#vm && !this.#vm.failed) return this.#vm;
+    if (this.resource.spec.failStrategy === 'FAIL_RELOAD' && this.#loaded) return this.#reload(this.#loaded);
+    return undefined;
+  }
+
+  #reload(loaded: LoadedModule): PluginVm | undefined {
+    const now = Date.now();
+    if (now < this.#nextReloadAt) return undefined;
+    const delay = RELOAD_BACKOFF_MS[Math.min(this.#reloadAttempt, RELOAD_BACKOFF_MS.length - 1)]!;
+    this.#reloadAttempt++;
+    this.#nextReloadAt = now + delay;
+    try {
+      this.#vm?.close();
+      this.#vm = this.#startVm(loaded);
+      this.failure = undefined;
+      this.#logger.warn({ plugin: this.name }, `wasm plugin ${this.name} reloaded after a failure`);
+      return this.#vm;
+    } catch (err) {
+      this.failure = err instanceof PluginStartError ? err.message : String(err);
+      this.#logger.error({ plugin: this.name }, `wasm plugin ${this.name} reload failed: ${this.failure}`);
+      return undefined;
+    }
+  }
+
+  trapped(err: Error): void {
+    this.trapCount++;
+    this.failure = err.message;
+    this.#logger.error(
+      { plugin: this.name, failStrategy: this.resource.spec.failStrategy },
+      `wasm plugin ${this.name} trapped: ${err.message}`,
+    );
+  }
+
+  skipped(): void {
+    this.skippedCount++;
+  }
+
+  get vm(): PluginVm | undefined {
+    return this.#vm;
+  }
+
+  close(): void {
+    this.#vm?.close();
+  }
+}

@@ -1,0 +1,94 @@
+// Bounds-checked access to a guest's linear memory. Views are re-acquired whenever the memory
+// has grown (growth detaches the old ArrayBuffer), so callers never hold a stale view.
+
+export class MemoryAccessError extends Error {
+  constructor(ptr: number, len: number, size: number) {
+    super(`guest memory access out of bounds: [${ptr}, ${ptr + len}) of ${size}`);
+    this.name = 'MemoryAccessError';
+  }
+}
+
+const utf8 = new TextDecoder();
+
+export class GuestMemory {
+  readonly #memory: WebAssembly.Memory;
+  #u8: Uint8Array;
+  #view: DataView;
+
+  constructor(memory: WebAssembly.Memory) {
+    this.#memory = memory;
+    this.#u8 = new Uint8Array(memory.buffer);
+    this.#view = new DataView(memory.buffer);
+  }
+
+  #refresh(): void {
+    if (this.#u8.buffer !== this.#memory.buffer) {
+      this.#u8 = new Uint8Array(this.#memory.buffer);
+      this.#view = new DataView(this.#memory.buffer);
+    }
+  }
+
+  get size(): number {
+    return this.#memory.buffer.byteLength;
+  }
+
+  #check(ptr: number, len: number): void {
+    this.#refresh();
+    // Pointers arrive as signed i32: reinterpret as unsigned.
+    if (ptr < 0 || len < 0 || ptr + len > this.#u8.length)
+      throw new MemoryAccessError(ptr >>> 0, len >>> 0, this.#u8.length);
+  }
+
+  /** A view of guest bytes; valid only until the next call into the guest. */
+  view(ptr: number, len: number): Uint8Array {
+    ptr >>>= 0;
+    len >>>= 0;
+    this.#check(ptr, len);
+    return this.#u8.subarray(ptr, ptr + len);
+  }
+
+  /** A copy of guest bytes. */
+  copy(ptr: number, len: number): Uint8Array {
+    return this.view(ptr, len).slice();
+  }
+
+  string(ptr: number, len: number): string {
+    return utf8.decode(this.view(ptr, len));
+  }
+
+  write(ptr: number, bytes: Uint8Array): void {
+    ptr >>>= 0;
+    this.#check(ptr, bytes.length);
+    this.#u8.set(bytes, ptr);
+  }
+
+  u32(ptr: number): number {
+    ptr >>>= 0;
+    this.#check(ptr, 4);
+    return this.#view.getUint32(ptr, true);
+  }
+
+  setU32(ptr: number, value: number): void {
+    ptr >>>= 0;
+    this.#check(ptr, 4);
+    this.#view.setUint32(ptr, value >>> 0, true);
+  }
+
+  setU64(ptr: number, value: bigint): void {
+    ptr >>>= 0;
+    this.#check(ptr, 8);
+    this.#view.setBigUint64(ptr, BigInt.asUintN(64, value), true);
+  }
+
+  setU16(ptr: number, value: number): void {
+    ptr >>>= 0;
+    this.#check(ptr, 2);
+    this.#view.setUint16(ptr, value, true);
+  }
+
+  setU8(ptr: number, value: number): void {
+    ptr >>>= 0;
+    this.#check(ptr, 1);
+    this.#u8[ptr] = value;
+  }
+}

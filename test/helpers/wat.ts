@@ -1,0 +1,71 @@
+// Builds small Proxy-Wasm modules from WebAssembly text for host tests (hostile and edge cases
+// that no SDK produces on purpose). Real SDK-built plugins live in plugins/.
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import wabtInit from 'wabt';
+
+const wabt = await wabtInit();
+
+export function wat(text: string): Uint8Array {
+  const mod = wabt.parseWat('test.wat', text);
+  try {
+    return mod.toBinary({}).buffer;
+  } finally {
+    mod.destroy();
+  }
+}
+
+/** Writes bytes to a fresh temp file and returns its file:// URL. */
+export function tempModule(bytes: Uint8Array | string, name = 'plugin.wasm'): { url: string; path: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'wasmgate-'));
+  const path = join(dir, name);
+  writeFileSync(path, bytes);
+  return { url: pathToFileURL(path).href, path };
+}
+
+/**
+ * A header plugin in WAT: requests without `allow` get 403 "denied by wat"; a request with a
+ * `trap` header traps; responses get `x-wat: 1`. Logs "wat: request headers" at info.
+ */
+export const HEADER_PLUGIN_WAT = `
+(module
+  (import "env" "proxy_get_header_map_value" (func $get (param i32 i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_add_header_map_value" (func $add (param i32 i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_send_local_response" (func $reply (param i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_log" (func $log (param i32 i32 i32) (result i32)))
+  (memory (export "memory") 2)
+  (global $heap (mut i32) (i32.const 4096))
+  (data (i32.const 16) "allow")
+  (data (i32.const 32) "trap")
+  (data (i32.const 48) "denied by wat")
+  (data (i32.const 64) "x-wat")
+  (data (i32.const 80) "1")
+  (data (i32.const 96) "wat: request headers")
+  (func (export "proxy_abi_version_0_2_1"))
+  (func (export "proxy_on_memory_allocate") (param $size i32) (result i32)
+    (local $p i32)
+    (local.set $p (global.get $heap))
+    (global.set $heap (i32.add (global.get $heap) (i32.and (i32.add (local.get $size) (i32.const 7)) (i32.const -8))))
+    (local.get $p))
+  (func (export "proxy_on_context_create") (param i32 i32))
+  (func (export "proxy_on_vm_start") (param i32 i32) (result i32) (i32.const 1))
+  (func (export "proxy_on_configure") (param i32 i32) (result i32) (i32.const 1))
+  (func (export "proxy_on_request_headers") (param $ctx i32) (param $n i32) (param $eos i32) (result i32)
+    (drop (call $log (i32.const 2) (i32.const 96) (i32.const 20)))
+    (if (i32.eqz (call $get (i32.const 0) (i32.const 32) (i32.const 4) (i32.const 1024) (i32.const 1028)))
+      (then unreachable))
+    (if (call $get (i32.const 0) (i32.const 16) (i32.const 5) (i32.const 1024) (i32.const 1028))
+      (then
+        (drop (call $reply (i32.const 403) (i32.const 0) (i32.const 0) (i32.const 48) (i32.const 13)
+                           (i32.const 0) (i32.const 0) (i32.const -1)))
+        (return (i32.const 1))))
+    (i32.const 0))
+  (func (export "proxy_on_response_headers") (param $ctx i32) (param $n i32) (param $eos i32) (result i32)
+    (drop (call $add (i32.const 2) (i32.const 64) (i32.const 5) (i32.const 80) (i32.const 1)))
+    (i32.const 0))
+  (func (export "proxy_on_log") (param i32))
+  (func (export "proxy_on_done") (param i32) (result i32) (i32.const 1))
+  (func (export "proxy_on_delete") (param i32)))
+`;
