@@ -1,398 +1,351 @@
 // Reads configuration files and folders: multi-document YAML, kinds dispatched by apiVersion/kind,
 // schema and Istio validation, defaults applied. Every problem names file:line:col and the field.
 import { readdir, readFile, stat } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
-import { isMap, isPair, isScalar, isSeq, LineCounter, type Node, parseAllDocuments } from 'yaml';
-import { ENUMS, gatewaySpec, resourceSchema, serviceEntrySpec, virtualServiceSpec, wasmPluginSpec } from './schemas.ts';
-import type { LoadedConfig, Meta, Problem, Resource, WasmPluginSpec } from './types.ts';
+import { dirname, resolve, sep } from 'node:path';
+import type { ValidateFunction } from 'ajv';
+import { type Alias, LineCounter, parseAllDocuments, visit } from 'yaml';
+import {
+  type Anchor,
+  docStart,
+  fieldPath,
+  offsetOf,
+  type Path,
+  type Pos,
+  parseFieldPath,
+  positionOf,
+  type SourceDoc,
+  sourceTextOf,
+} from './position.ts';
+import { gatewayRules, serviceEntryRules, virtualServiceRules, wasmPluginRules } from './rules.ts';
+import {
+  gatewaySpec,
+  resourceSchema,
+  type Schema,
+  serviceEntrySpec,
+  virtualServiceSpec,
+  wasmPluginSpec,
+} from './schemas.ts';
+import type {
+  GatewaySpec,
+  LoadedConfig,
+  Meta,
+  Problem,
+  Resource,
+  ServiceEntrySpec,
+  VirtualServiceSpec,
+} from './types.ts';
+import { compile, type Issue, pruneNulls, schemaIssues } from './validate.ts';
+import { normalizeWasmPlugin } from './wasmplugin.ts';
 
-const ajv = new Ajv({ allErrors: true, strict: false });
-const KINDS: Record<string, { apiVersions: string[]; validate: ValidateFunction }> = {
-  WasmPlugin: { apiVersions: ['extensions.istio.io/v1alpha1'], validate: ajv.compile(resourceSchema(wasmPluginSpec)) },
-  Gateway: {
-    apiVersions: ['networking.istio.io/v1', 'networking.istio.io/v1beta1', 'networking.istio.io/v1alpha3'],
-    validate: ajv.compile(resourceSchema(gatewaySpec)),
-  },
-  VirtualService: {
-    apiVersions: ['networking.istio.io/v1', 'networking.istio.io/v1beta1', 'networking.istio.io/v1alpha3'],
-    validate: ajv.compile(resourceSchema(virtualServiceSpec)),
-  },
-  ServiceEntry: {
-    apiVersions: ['networking.istio.io/v1', 'networking.istio.io/v1beta1', 'networking.istio.io/v1alpha3'],
-    validate: ajv.compile(resourceSchema(serviceEntrySpec)),
-  },
+type Obj = Record<string, unknown>;
+const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+interface Base {
+  apiVersion: string;
+  kind: string;
+  metadata: Meta;
+  file: string;
+  line: number;
+  col: number;
+  dir: string;
+}
+
+interface KindDef {
+  apiVersions: readonly string[];
+  schema: Schema;
+  validate: ValidateFunction;
+  rules(spec: Obj, name: string): Issue[];
+  add(config: LoadedConfig, base: Base, spec: Obj): Resource<unknown>;
+}
+
+const NETWORKING = ['networking.istio.io/v1', 'networking.istio.io/v1beta1', 'networking.istio.io/v1alpha3'];
+
+function kind(apiVersions: readonly string[], spec: Schema, rest: Pick<KindDef, 'rules' | 'add'>): KindDef {
+  const schema = resourceSchema(spec);
+  return { apiVersions, schema, validate: compile(schema), ...rest };
+}
+
+/** The kinds wasmgate reads, and the apiVersions it reads them in. */
+export const KINDS: Readonly<Record<string, KindDef>> = {
+  WasmPlugin: kind(['extensions.istio.io/v1alpha1'], wasmPluginSpec, {
+    rules: (spec) => wasmPluginRules(spec),
+    add(config, base, spec) {
+      const r = { ...base, spec: normalizeWasmPlugin(spec, base.dir) };
+      config.wasmPlugins.push(r);
+      return r;
+    },
+  }),
+  Gateway: kind(NETWORKING, gatewaySpec, {
+    rules: gatewayRules,
+    add(config, base, spec) {
+      const r = { ...base, spec: spec as GatewaySpec };
+      config.gateways.push(r);
+      return r;
+    },
+  }),
+  VirtualService: kind(NETWORKING, virtualServiceSpec, {
+    rules: (spec) => virtualServiceRules(spec),
+    add(config, base, spec) {
+      const r = { ...base, spec: spec as VirtualServiceSpec };
+      config.virtualServices.push(r);
+      return r;
+    },
+  }),
+  ServiceEntry: kind(NETWORKING, serviceEntrySpec, {
+    rules: (spec) => serviceEntryRules(spec),
+    add(config, base, spec) {
+      const r = { ...base, spec: spec as ServiceEntrySpec };
+      config.serviceEntries.push(r);
+      return r;
+    },
+  }),
 };
 
-type Path = (string | number)[];
+const origins = new WeakMap<object, { src: SourceDoc; base: Path }>();
 
-/** Finds the YAML node at `path`; `key` returns the key node of the last segment. */
-function nodeAt(root: Node | null | undefined, path: Path, key = false): Node | undefined {
-  let node: unknown = root;
-  for (let i = 0; i < path.length; i++) {
-    const seg = path[i]!;
-    if (isMap(node)) {
-      const pair = node.items.find((p) => isPair(p) && isScalar(p.key) && String(p.key.value) === String(seg));
-      if (!pair) return node as Node;
-      if (key && i === path.length - 1) return pair.key as Node;
-      node = pair.value;
-    } else if (isSeq(node)) {
-      const item = node.items[Number(seg)];
-      if (item === undefined) return node as Node;
-      node = item;
-    } else return node as Node | undefined;
-  }
-  return node as Node | undefined;
+/**
+ * The line:col of a field of a loaded resource, e.g. locate(plugin, 'spec.url'), for problems found
+ * after loading. Falls back to the resource's own position.
+ */
+export function locate(resource: Resource<unknown>, field: string | Path, anchor: Anchor = 'value'): Pos {
+  const origin = origins.get(resource);
+  if (!origin) return { line: resource.line, col: resource.col };
+  const path = typeof field === 'string' ? parseFieldPath(field) : field;
+  return positionOf(origin.src, [...origin.base, ...path], anchor);
 }
 
-function fieldPath(path: Path): string {
-  let out = '';
-  for (const seg of path) out += typeof seg === 'number' ? `[${seg}]` : out ? `.${seg}` : seg;
-  return out || '(document)';
+interface LoadState {
+  config: LoadedConfig;
+  defaultNamespace: string;
+  /** kind/namespace/name -> where it was first defined */
+  seen: Map<string, string>;
+  /** absolute paths of the files read so far */
+  read: Set<string>;
 }
 
-function pointerToPath(pointer: string): Path {
-  if (!pointer) return [];
-  return pointer
-    .slice(1)
-    .split('/')
-    .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'))
-    .map((s) => (/^\d+$/.test(s) ? Number(s) : s));
+function fileProblem(file: string, message: string, severity: Problem['severity'] = 'error'): Problem {
+  return { severity, file, line: 1, col: 1, kind: '-', name: '-', field: '(file)', message };
 }
 
-function ajvMessage(e: ErrorObject): { path: Path; key: boolean; message: string } | undefined {
-  const path = pointerToPath(e.instancePath);
-  switch (e.keyword) {
-    case 'additionalProperty':
-    case 'additionalProperties': {
-      const name = (e.params as { additionalProperty: string }).additionalProperty;
-      return { path: [...path, name], key: true, message: `unknown field "${name}"` };
-    }
-    case 'required': {
-      const name = (e.params as { missingProperty: string }).missingProperty;
-      return { path, key: false, message: `missing required field "${name}"`.replace('"', '"') };
-    }
-    case 'type':
-      return { path, key: false, message: `must be ${(e.params as { type: string }).type}` };
-    case 'enum':
-      return {
-        path,
-        key: false,
-        message: `must be one of ${(e.params as { allowedValues: string[] }).allowedValues.join(', ')}`,
-      };
-    case 'pattern':
-      return {
-        path,
-        key: false,
-        message: path.at(-1) === 'sha256' ? 'must be 64 hexadecimal characters' : (e.message ?? 'invalid'),
-      };
-    case 'anyOf':
-      return undefined; // reported through its branches; see collapse below
-    default:
-      return { path, key: false, message: e.message ?? 'invalid' };
-  }
+function joinKeep(dir: string, name: string): string {
+  return dir.endsWith('/') || dir.endsWith(sep) ? `${dir}${name}` : `${dir}${sep}${name}`;
 }
 
-/** Turns ajv errors into one message per field (enum anyOf branches collapse into one). */
-function schemaProblems(errors: ErrorObject[]): { path: Path; key: boolean; message: string }[] {
-  const out = new Map<string, { path: Path; key: boolean; message: string }>();
-  const enumFields = new Set(
-    errors
-      .filter(
-        (e) => e.keyword === 'enum' && errors.some((o) => o.keyword === 'anyOf' && o.instancePath === e.instancePath),
-      )
-      .map((e) => e.instancePath),
-  );
-  for (const e of errors) {
-    if (enumFields.has(e.instancePath) && e.keyword !== 'enum') continue;
-    if (
-      e.keyword === 'type' &&
-      errors.some((o) => o.keyword === 'anyOf' && o.instancePath === e.instancePath) &&
-      !enumFields.has(e.instancePath)
-    ) {
-      // e.g. priority: anyOf integer | null
-      const m = { path: pointerToPath(e.instancePath), key: false, message: 'must be an integer' };
-      out.set(`${e.instancePath}|type`, m);
-      continue;
-    }
-    const m = ajvMessage(e);
-    if (!m) continue;
-    out.set(`${fieldPath(m.path)}|${m.message}`, m);
-  }
-  return [...out.values()];
-}
-
-function enumName(list: readonly string[], v: unknown, fallback: string): string {
-  if (typeof v === 'number') return list[v] ?? fallback;
-  if (typeof v === 'string') return v;
-  return fallback;
-}
-
-const C_IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
-
-/** Istio's ValidateWasmPlugin rules, beyond the schema. */
-function istioRules(spec: Record<string, unknown>): { path: Path; key: boolean; message: string }[] {
-  const out: { path: Path; key: boolean; message: string }[] = [];
-  const add = (path: Path, message: string) => out.push({ path, key: false, message });
-  const hasSelector = spec.selector !== undefined;
-  const hasTargetRef = spec.targetRef !== undefined;
-  const hasTargetRefs = Array.isArray(spec.targetRefs) && spec.targetRefs.length > 0;
-  if (hasSelector && (hasTargetRef || hasTargetRefs))
-    add(['spec', hasTargetRef ? 'targetRef' : 'targetRefs'], 'only one of targetRef(s) or selector can be set');
-  if (hasTargetRef && hasTargetRefs) add(['spec', 'targetRefs'], 'only one of targetRefs or targetRef can be set');
-  const refs = [
-    ...(hasTargetRef ? [[['spec', 'targetRef'], spec.targetRef]] : []),
-    ...(hasTargetRefs ? (spec.targetRefs as unknown[]) : []).map((r, i) => [['spec', 'targetRefs', i], r]),
-  ] as [Path, Record<string, unknown>][];
-  for (const [path, ref] of refs) {
-    if (!ref || typeof ref !== 'object') continue;
-    const group = ref.group ?? '';
-    const allowed =
-      (ref.kind === 'Gateway' && group === 'gateway.networking.k8s.io') ||
-      (ref.kind === 'Service' && (group === '' || group === 'core')) ||
-      (ref.kind === 'ServiceEntry' && group === 'networking.istio.io') ||
-      (ref.kind === 'GatewayClass' && group === 'gateway.networking.k8s.io');
-    if (!allowed)
-      add(
-        [...path, 'kind'],
-        `targetRef must be to a Gateway (group gateway.networking.k8s.io), GatewayClass, Service or ServiceEntry; got ${String(group) || 'core'}/${String(ref.kind)}`,
-      );
-  }
-  const url = spec.url;
-  if (typeof url === 'string') {
-    if (url.trim() === '') add(['spec', 'url'], 'url field needs to be set');
-    else {
-      const withScheme = url.includes('://') ? url : `oci://${url}`;
-      const scheme = withScheme.slice(0, withScheme.indexOf('://'));
-      if (!['oci', 'file', 'http', 'https'].includes(scheme))
-        add(['spec', 'url'], `unsupported scheme "${scheme}": use oci://, file://, http:// or https://`);
-      else if (scheme !== 'file') {
-        try {
-          new URL(withScheme.replace(/^oci:/, 'http:'));
-        } catch {
-          add(['spec', 'url'], `invalid URL "${url}"`);
-        }
-      }
-    }
-  }
-  const env = (spec.vmConfig as { env?: unknown } | undefined)?.env;
-  if (Array.isArray(env)) {
-    const seen = new Set<string>();
-    env.forEach((v, i) => {
-      if (!v || typeof v !== 'object') return;
-      const e = v as Record<string, unknown>;
-      if (typeof e.name === 'string') {
-        if (!C_IDENTIFIER.test(e.name))
-          add(['spec', 'vmConfig', 'env', i, 'name'], `invalid env name "${e.name}": must be a C identifier`);
-        if (seen.has(e.name)) add(['spec', 'vmConfig', 'env', i, 'name'], `duplicate env name "${e.name}"`);
-        seen.add(e.name);
-      }
-      if (enumName(ENUMS.valueFrom, e.valueFrom, 'INLINE') === 'HOST' && typeof e.value === 'string' && e.value !== '')
-        add(['spec', 'vmConfig', 'env', i, 'value'], 'value may only be set when valueFrom is INLINE');
-    });
-  }
-  return out;
-}
-
-function normalizeUrl(url: string, dir: string): string {
-  if (!url.includes('://')) return `oci://${url}`;
-  if (url.startsWith('file://')) {
-    const rest = url.slice('file://'.length);
-    if (rest.startsWith('/')) return url;
-    // Not Istio: a relative file:// path resolves against the YAML file's folder.
-    return pathToFileURL(resolve(dir, rest)).href;
-  }
-  return url;
-}
-
-function normalizeWasmPlugin(spec: Record<string, unknown>, dir: string): WasmPluginSpec {
-  const vmEnv = (spec.vmConfig as { env?: Record<string, unknown>[] } | undefined)?.env;
-  const type = enumName(ENUMS.type, spec.type, 'HTTP');
-  return {
-    selector: spec.selector as WasmPluginSpec['selector'],
-    targetRef: spec.targetRef as WasmPluginSpec['targetRef'],
-    targetRefs: spec.targetRefs as WasmPluginSpec['targetRefs'],
-    url: normalizeUrl(String(spec.url), dir),
-    sha256: spec.sha256 as string | undefined,
-    imagePullPolicy: enumName(
-      ENUMS.imagePullPolicy,
-      spec.imagePullPolicy,
-      'UNSPECIFIED_POLICY',
-    ) as WasmPluginSpec['imagePullPolicy'],
-    imagePullSecret: spec.imagePullSecret as string | undefined,
-    pluginConfig: spec.pluginConfig as Record<string, unknown> | undefined,
-    pluginName: spec.pluginName as string | undefined,
-    phase: enumName(ENUMS.phase, spec.phase, 'UNSPECIFIED_PHASE') as WasmPluginSpec['phase'],
-    priority: typeof spec.priority === 'number' ? spec.priority : 0,
-    failStrategy: enumName(ENUMS.failStrategy, spec.failStrategy, 'FAIL_CLOSE') as WasmPluginSpec['failStrategy'],
-    vmConfig: vmEnv
-      ? {
-          env: vmEnv.map((e) => ({
-            name: String(e.name),
-            valueFrom: enumName(ENUMS.valueFrom, e.valueFrom, 'INLINE') as 'INLINE' | 'HOST',
-            value: typeof e.value === 'string' ? e.value : '',
-          })),
-        }
-      : undefined,
-    match: ((spec.match as Record<string, unknown>[] | undefined) ?? []).map((m) => ({
-      mode: enumName(ENUMS.mode, m.mode, 'CLIENT_AND_SERVER') as WasmPluginSpec['match'][number]['mode'],
-      ports: ((m.ports as { number: number }[] | undefined) ?? []).map((p) => p.number),
-    })),
-    type: type === 'UNSPECIFIED_PLUGIN_TYPE' ? 'HTTP' : (type as 'HTTP' | 'NETWORK'),
-  };
-}
-
+/** A file is itself; a folder is its *.yaml and *.yml files (not recursive, no dotfiles), sorted by name. */
 async function expand(path: string, problems: Problem[]): Promise<string[]> {
+  let isFolder: boolean;
   try {
-    const s = await stat(path);
-    if (!s.isDirectory()) return [path];
-    const names = (await readdir(path)).filter((n) => /\.ya?ml$/i.test(n)).sort();
-    return names.map((n) => join(path, n));
-  } catch {
-    problems.push({
-      severity: 'error',
-      file: path,
-      line: 1,
-      col: 1,
-      kind: '-',
-      name: '-',
-      field: '(file)',
-      message: 'no such file or folder',
-    });
+    isFolder = (await stat(path)).isDirectory();
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    problems.push(
+      fileProblem(path, code === 'ENOENT' ? 'no such file or folder' : `cannot read: ${(err as Error).message}`),
+    );
+    return [];
+  }
+  if (!isFolder) return [path];
+  try {
+    const names = (await readdir(path, { withFileTypes: true }))
+      .filter((d) => !d.name.startsWith('.') && /\.ya?ml$/i.test(d.name) && !d.isDirectory())
+      .map((d) => d.name)
+      .sort();
+    if (names.length === 0) problems.push(fileProblem(path, 'no *.yaml or *.yml files in this folder', 'warning'));
+    return names.map((n) => joinKeep(path, n));
+  } catch (err) {
+    problems.push(fileProblem(path, `cannot read folder: ${(err as Error).message}`));
     return [];
   }
 }
 
+/**
+ * Loads every resource from the files and folders named. Nothing throws: unreadable files, YAML
+ * syntax errors and invalid resources become problems, and only resources without errors are listed.
+ */
 export async function loadConfig(paths: string[], opts: { defaultNamespace?: string } = {}): Promise<LoadedConfig> {
-  const problems: Problem[] = [];
   const config: LoadedConfig = {
     files: [],
     wasmPlugins: [],
     gateways: [],
     virtualServices: [],
     serviceEntries: [],
-    problems,
+    problems: [],
   };
-  const seen = new Set<string>();
-  for (const p of paths) {
-    for (const file of await expand(p, problems)) {
-      config.files.push(file);
+  const state: LoadState = {
+    config,
+    defaultNamespace: opts.defaultNamespace ?? 'default',
+    seen: new Map(),
+    read: new Set(),
+  };
+  for (const path of paths) {
+    for (const file of await expand(path, config.problems)) {
+      const absolute = resolve(file);
+      if (state.read.has(absolute)) {
+        config.problems.push(fileProblem(file, 'already loaded (named twice); skipped', 'warning'));
+        continue;
+      }
+      state.read.add(absolute);
       let text: string;
       try {
         text = await readFile(file, 'utf8');
       } catch (err) {
-        problems.push({
-          severity: 'error',
-          file,
-          line: 1,
-          col: 1,
-          kind: '-',
-          name: '-',
-          field: '(file)',
-          message: `cannot read: ${(err as NodeJS.ErrnoException).code}`,
-        });
+        config.problems.push(fileProblem(file, `cannot read: ${(err as Error).message}`));
         continue;
       }
-      loadText(text, file, opts.defaultNamespace ?? 'default', config, seen);
+      config.files.push(file);
+      loadText(text, file, state);
     }
   }
   return config;
 }
 
-function loadText(text: string, file: string, defaultNamespace: string, config: LoadedConfig, seen: Set<string>): void {
+/** Loads the resources of one YAML text. */
+function loadText(text: string, file: string, state: LoadState): void {
+  const source = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
   const lc = new LineCounter();
-  const docs = parseAllDocuments(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true });
-  const dir = dirname(resolve(file));
-  const docList = Array.isArray(docs) ? docs : [docs];
-  for (const doc of docList) {
-    const pos = (offset: number) => lc.linePos(offset);
+  const docs = parseAllDocuments(source, {
+    lineCounter: lc,
+    prettyErrors: false,
+    merge: true,
+    uniqueKeys: true,
+    logLevel: 'error',
+  });
+  for (const doc of docs) {
+    const src: SourceDoc = { doc, lc, text: source };
+    const yamlProblem = (severity: Problem['severity'], offset: number, message: string) => {
+      const { line, col } = lc.linePos(offset);
+      state.config.problems.push({ severity, file, line, col, kind: '-', name: '-', field: '(yaml)', message });
+    };
+    for (const w of doc.warnings) yamlProblem('warning', w.pos[0], w.message);
     if (doc.errors.length > 0) {
-      for (const e of doc.errors) {
-        const { line, col } = pos(e.pos[0]);
-        config.problems.push({
-          severity: 'error',
-          file,
-          line,
-          col,
-          kind: '-',
-          name: '-',
-          field: '(yaml)',
-          message: e.message.split('\n')[0]!,
-        });
-      }
+      for (const e of doc.errors) yamlProblem('error', e.pos[0], e.message);
       continue;
     }
-    const value = doc.toJS({ maxAliasCount: 100 }) as unknown;
-    if (value === null || value === undefined) continue;
-    const docStart = doc.contents?.range?.[0] ?? 0;
-    const at = (path: Path, key: boolean) => {
-      const node = nodeAt(doc.contents, path, key);
-      return pos(node?.range?.[0] ?? docStart);
-    };
-    if (typeof value !== 'object' || Array.isArray(value)) {
-      const { line, col } = pos(docStart);
-      config.problems.push({
-        severity: 'error',
-        file,
-        line,
-        col,
-        kind: '-',
-        name: '-',
-        field: '(document)',
-        message: 'expected a Kubernetes resource (a mapping with apiVersion and kind)',
-      });
-      continue;
-    }
-    const res = value as Record<string, unknown>;
-    const kind = typeof res.kind === 'string' ? res.kind : '-';
-    const meta = (res.metadata ?? {}) as Record<string, unknown>;
-    const namespace = typeof meta.namespace === 'string' ? meta.namespace : defaultNamespace;
-    const name = typeof meta.name === 'string' ? `${namespace}/${meta.name}` : '-';
-    const report = (severity: Problem['severity'], path: Path, key: boolean, message: string) => {
-      const { line, col } = at(path, key);
-      config.problems.push({ severity, file, line, col, kind, name, field: fieldPath(path), message });
-    };
-    const def = KINDS[kind];
-    if (!def) {
-      report('warning', ['kind'], false, `kind "${kind}" (${String(res.apiVersion)}) is not read by wasmgate; ignored`);
-      continue;
-    }
-    if (!def.apiVersions.includes(String(res.apiVersion))) {
-      report(
-        'warning',
-        ['apiVersion'],
-        false,
-        `apiVersion "${String(res.apiVersion)}" of ${kind} is not read by wasmgate (expected ${def.apiVersions.join(' or ')}); ignored`,
+    let unresolved: Alias | undefined;
+    visit(doc, {
+      Alias(_, node) {
+        if (node.resolve(doc) !== undefined) return undefined;
+        unresolved = node;
+        return visit.BREAK;
+      },
+    });
+    if (unresolved) {
+      yamlProblem(
+        'error',
+        unresolved.range?.[0] ?? docStart(src),
+        `unknown alias *${unresolved.source}: an anchor &${unresolved.source} must come before it in the same document`,
       );
       continue;
     }
-    const before = config.problems.length;
-    if (!def.validate(res))
-      for (const p of schemaProblems(def.validate.errors ?? [])) report('error', p.path, p.key, p.message);
-    if (typeof meta.name !== 'string' || meta.name === '')
-      report('error', ['metadata', 'name'], false, 'metadata.name is required');
-    if (kind === 'WasmPlugin' && res.spec && typeof res.spec === 'object')
-      for (const p of istioRules(res.spec as Record<string, unknown>)) report('error', p.path, p.key, p.message);
-    if (config.problems.length > before) continue;
-    const id = `${kind}/${name}`;
-    if (seen.has(id)) {
-      report('error', ['metadata', 'name'], false, `duplicate ${kind} ${name}`);
+    let value: unknown;
+    try {
+      value = doc.toJS();
+    } catch (err) {
+      yamlProblem('error', docStart(src), (err as Error).message);
       continue;
     }
-    seen.add(id);
-    const { line, col } = pos(docStart);
+    if (value === null || value === undefined) continue;
+    if (isObj(value) && value.apiVersion === 'v1' && value.kind === 'List' && Array.isArray(value.items)) {
+      value.items.forEach((item, i) => {
+        loadResource(item, ['items', i], src, file, state);
+      });
+      continue;
+    }
+    loadResource(value, [], src, file, state);
+  }
+}
+
+function loadResource(value: unknown, base: Path, src: SourceDoc, file: string, state: LoadState): void {
+  const problems: Problem[] = [];
+  checkResource(value, base, src, file, state, problems);
+  problems.sort((a, b) => a.line - b.line || a.col - b.col);
+  state.config.problems.push(...problems);
+}
+
+/** Validates one resource into `problems` and, when it has no errors, adds it to the config. */
+function checkResource(
+  value: unknown,
+  base: Path,
+  src: SourceDoc,
+  file: string,
+  state: LoadState,
+  problems: Problem[],
+): void {
+  const meta = isObj(value) && isObj(value.metadata) ? value.metadata : {};
+  const namespace =
+    typeof meta.namespace === 'string' && meta.namespace !== '' ? meta.namespace : state.defaultNamespace;
+  const name = typeof meta.name === 'string' && meta.name !== '' ? `${namespace}/${meta.name}` : '-';
+  const kindName = isObj(value) && typeof value.kind === 'string' && value.kind !== '' ? value.kind : '-';
+  const report = (severity: Problem['severity'], path: Path, anchor: Anchor, message: string) => {
+    const full = [...base, ...path];
+    const { line, col } = positionOf(src, full, anchor);
+    problems.push({ severity, file, line, col, kind: kindName, name, field: fieldPath(full) || '(document)', message });
+  };
+
+  if (!isObj(value)) {
+    report('error', [], 'value', 'expected a Kubernetes resource: a mapping with apiVersion, kind, metadata and spec');
+    return;
+  }
+  for (const field of ['apiVersion', 'kind'] as const) {
+    const v = value[field];
+    if (v === undefined || v === null) report('error', [field], 'parent', `missing required field "${field}"`);
+    else if (typeof v !== 'string' || v === '') report('error', [field], 'value', 'must be a non-empty string');
+  }
+  if (problems.length > 0) return;
+  const apiVersion = value.apiVersion as string;
+  const def = Object.hasOwn(KINDS, kindName) ? KINDS[kindName] : undefined;
+  if (!def) {
+    report('warning', ['kind'], 'value', `${kindName} (${apiVersion}) is not read by wasmgate; ignored`);
+    return;
+  }
+  if (!def.apiVersions.includes(apiVersion)) {
+    report(
+      'warning',
+      ['apiVersion'],
+      'value',
+      `${kindName} ${apiVersion} is not read by wasmgate (it reads ${def.apiVersions.join(', ')}); ignored`,
+    );
+    return;
+  }
+
+  const start = positionOf(src, base, 'value');
+  if (name !== '-') {
+    const id = `${kindName}/${name}`;
+    const first = state.seen.get(id);
+    if (first !== undefined)
+      report('error', ['metadata', 'name'], 'value', `duplicate ${kindName} ${name}: first defined at ${first}`);
+    else state.seen.set(id, `${file}:${start.line}:${start.col}`);
+  }
+
+  pruneNulls(value, def.schema);
+  const issues: Issue[] = [];
+  if (!def.validate(value))
+    issues.push(
+      ...schemaIssues(def.validate.errors ?? [], {
+        root: def.schema,
+        textAt: (path) => sourceTextOf(src, [...base, ...path]),
+        offsetOf: (path) => offsetOf(src, [...base, ...path]),
+      }),
+    );
+  if (isObj(value.spec)) {
+    const reported = new Set(issues.map((i) => fieldPath(i.path)));
+    const metaName = typeof meta.name === 'string' ? meta.name : '';
+    for (const issue of def.rules(value.spec, metaName)) if (!reported.has(fieldPath(issue.path))) issues.push(issue);
+  }
+  for (const i of issues) report(i.severity, i.path, i.anchor, i.message);
+
+  if (!problems.some((p) => p.severity === 'error')) {
     const metadata: Meta = {
-      name: String(meta.name),
+      name: meta.name as string,
       namespace,
-      labels: (meta.labels as Record<string, string>) ?? {},
-      annotations: (meta.annotations as Record<string, string>) ?? {},
+      labels: { ...((meta.labels as Record<string, string> | undefined) ?? {}) },
+      annotations: { ...((meta.annotations as Record<string, string> | undefined) ?? {}) },
     };
-    const base = { apiVersion: String(res.apiVersion), kind, metadata, file, line, col, dir };
-    const spec = (res.spec ?? {}) as Record<string, unknown>;
-    if (kind === 'WasmPlugin') config.wasmPlugins.push({ ...base, spec: normalizeWasmPlugin(spec, dir) });
-    else if (kind === 'Gateway') config.gateways.push({ ...base, spec } as Resource<Record<string, unknown>>);
-    else if (kind === 'VirtualService') config.virtualServices.push({ ...base, spec });
-    else config.serviceEntries.push({ ...base, spec });
+    const dir = dirname(resolve(file));
+    const resource = def.add(
+      state.config,
+      { apiVersion, kind: kindName, metadata, file, line: start.line, col: start.col, dir },
+      value.spec as Obj,
+    );
+    origins.set(resource, { src, base });
   }
 }

@@ -1,9 +1,22 @@
 // Maps a field path (["spec", "vmConfig", "env", 0, "name"]) to the line:col of its YAML node.
-import { type Document, isAlias, isMap, isScalar, isSeq, type LineCounter, type Node, type Pair, type YAMLMap } from 'yaml';
+import {
+  type Document,
+  isAlias,
+  isMap,
+  isScalar,
+  isSeq,
+  type LineCounter,
+  type Node,
+  type Pair,
+  type YAMLMap,
+} from 'yaml';
 
 export type Path = (string | number)[];
 
-/** Where to point for a path: its key (unknown fields), its value (wrong values), or its parent (missing fields). */
+/**
+ * Where to point for a path: its key (unknown fields), its value (wrong values), or, for a missing
+ * field, the key of the mapping that lacks it (the document start for top-level fields).
+ */
 export type Anchor = 'key' | 'value' | 'parent';
 
 export interface SourceDoc {
@@ -17,17 +30,28 @@ export interface Pos {
   col: number;
 }
 
-/** "spec.vmConfig.env[0].name" from ["spec", "vmConfig", "env", 0, "name"]. */
+/**
+ * "spec.vmConfig.env[0].name" from ["spec", "vmConfig", "env", 0, "name"]; keys that are not plain
+ * words are quoted: metadata.labels["istio.io/rev"].
+ */
 export function fieldPath(path: Path): string {
   let out = '';
-  for (const seg of path) out += typeof seg === 'number' ? `[${seg}]` : out ? `.${seg}` : seg;
+  for (const seg of path) {
+    if (typeof seg === 'number') out += `[${seg}]`;
+    else if (!/^[A-Za-z0-9_$@:/-]+$/.test(seg)) out += `[${JSON.stringify(seg)}]`;
+    else out += out ? `.${seg}` : seg;
+  }
   return out;
 }
 
-/** The inverse of fieldPath (keys containing "." or "[" do not round-trip). */
+/** The inverse of fieldPath. */
 export function parseFieldPath(field: string): Path {
   const out: Path = [];
-  for (const m of field.matchAll(/([^.[\]]+)|\[(\d+)\]/g)) out.push(m[2] !== undefined ? Number(m[2]) : m[1]!);
+  for (const m of field.matchAll(/\[("(?:[^"\\]|\\.)*")\]|\[(\d+)\]|([^.[\]]+)/g)) {
+    if (m[1] !== undefined) out.push(JSON.parse(m[1]) as string);
+    else if (m[2] !== undefined) out.push(Number(m[2]));
+    else out.push(m[3]!);
+  }
   return out;
 }
 
@@ -99,15 +123,18 @@ export function docStart(src: SourceDoc): number {
 export function positionOf(src: SourceDoc, path: Path, anchor: Anchor = 'value'): Pos {
   let offset: number | undefined;
   if (anchor === 'parent') {
-    // A missing field: point at the mapping that lacks it (its key, when it has one).
-    if (path.length === 0) offset = docStart(src);
+    // A missing field: point at the mapping that lacks it (its key, when it has one), or at the
+    // document start for a top-level field.
+    const parent = path.slice(0, -1);
+    if (parent.length === 0) offset = docStart(src);
     else {
-      const f = walk(src, path);
+      const f = walk(src, parent);
       offset = f.complete ? (startOf(f.key) ?? startOf(f.value)) : startOf(f.value);
     }
   } else {
     const f = walk(src, path);
-    if (f.complete) offset = anchor === 'key' ? (startOf(f.key) ?? startOf(f.value)) : (startOf(f.value) ?? startOf(f.key));
+    if (f.complete)
+      offset = anchor === 'key' ? (startOf(f.key) ?? startOf(f.value)) : (startOf(f.value) ?? startOf(f.key));
     else offset = startOf(f.value) ?? startOf(f.key);
   }
   return src.lc.linePos(offset ?? docStart(src));
@@ -118,4 +145,11 @@ export function sourceTextOf(src: SourceDoc, path: Path): string | undefined {
   const f = walk(src, path);
   if (!f.complete || !isScalar(f.value) || !f.value.range) return undefined;
   return src.text.slice(f.value.range[0], f.value.range[1]);
+}
+
+/** The offset of a field's key (or value) in the text; Infinity when it is not there. */
+export function offsetOf(src: SourceDoc, path: Path): number {
+  const f = walk(src, path);
+  if (!f.complete) return Number.POSITIVE_INFINITY;
+  return startOf(f.key) ?? startOf(f.value) ?? Number.POSITIVE_INFINITY;
 }

@@ -12,7 +12,6 @@ const bool: Schema = { type: 'boolean' };
 const int32: Schema = { type: 'integer', minimum: -2147483648, maximum: 2147483647 };
 const uint32: Schema = { type: 'integer', minimum: 0, maximum: 4294967295 };
 const port: Schema = { type: 'integer', minimum: 1, maximum: 65535 };
-const double: Schema = { type: 'number' };
 const strList: Schema = { type: 'array', items: str };
 const strMap: Schema = { type: 'object', additionalProperties: str };
 const struct: Schema = { type: 'object' };
@@ -185,10 +184,10 @@ export const gatewaySpec = obj(
   {
     selector: strMap,
     servers: list(
-      obj(
-        { port: gatewayPort, bind: str, hosts: strList, tls: serverTLSSettings, defaultEndpoint: str, name: str },
-        ['port', 'hosts'],
-      ),
+      obj({ port: gatewayPort, bind: str, hosts: strList, tls: serverTLSSettings, defaultEndpoint: str, name: str }, [
+        'port',
+        'hosts',
+      ]),
     ),
   },
   ['servers'],
@@ -345,7 +344,12 @@ export const serviceEntrySpec = obj(
     addresses: list({ type: 'string', maxLength: 64 }, { maxItems: 256 }),
     ports: list(
       obj(
-        { number: port, protocol: { type: 'string', maxLength: 256 }, name: { type: 'string', maxLength: 256 }, targetPort: port },
+        {
+          number: port,
+          protocol: { type: 'string', maxLength: 256 },
+          name: { type: 'string', maxLength: 256 },
+          targetPort: port,
+        },
         ['number', 'name'],
       ),
       { maxItems: 256 },

@@ -109,7 +109,7 @@ function fieldLocations(schema: Schema, name: string, prefix: Path = [], depth =
   const props = schema.properties as Record<string, Schema> | undefined;
   if (props) {
     for (const [key, child] of Object.entries(props)) {
-      if (key === name) out.push(fieldPath([...prefix, key]));
+      if (key === name) out.push([...prefix, key].join('.'));
       out.push(...fieldLocations(child, name, [...prefix, key], depth + 1));
     }
   }
@@ -127,7 +127,7 @@ function genericPath(path: Path): string {
     if (typeof seg === 'number') out.push(`${String(out.pop() ?? '')}[]`);
     else out.push(seg);
   }
-  return fieldPath(out);
+  return out.join('.');
 }
 
 export interface TranslateContext {
@@ -135,6 +135,8 @@ export interface TranslateContext {
   root: Schema;
   /** The source text of a scalar, for hints such as "quote it". */
   textAt(path: Path): string | undefined;
+  /** Where a field's key is in the text, to tell which of two fields comes second. */
+  offsetOf(path: Path): number;
 }
 
 function unknownField(e: ErrorObject, path: Path, ctx: TranslateContext): Issue {
@@ -163,7 +165,9 @@ function typeMessage(e: ErrorObject, path: Path, ctx: TranslateContext): string 
     ? `one of ${enumList(names)} (or its number, 0-${names.length - 1})`
     : types.map((t) => TYPE_NAMES[t] ?? t).join(' or ');
   let message = `must be ${want}, got ${describe(data)}`;
-  if (types.includes('string') && (typeof data === 'number' || typeof data === 'boolean')) {
+  if (parent.duration && typeof data === 'number') {
+    message = `must be a duration such as "10s" or "250ms", got number ${data} (write "${data}s" for seconds)`;
+  } else if (!names && types.includes('string') && (typeof data === 'number' || typeof data === 'boolean')) {
     const text = ctx.textAt(path) ?? String(data);
     message += ` (quote it to keep it text: "${text}")`;
   } else if (
@@ -221,9 +225,11 @@ function translate(e: ErrorObject, ctx: TranslateContext): Issue | undefined {
       return error(enumMessage(data, e.schema as string[], false));
     case 'exclusive': {
       const fields = e.schema as string[];
-      const set = fields.filter((f) => (data as Record<string, unknown>)[f] !== undefined);
+      const set = fields
+        .filter((f) => (data as Record<string, unknown>)[f] !== undefined)
+        .sort((a, b) => ctx.offsetOf([...path, a]) - ctx.offsetOf([...path, b]));
       const list = `${fields.slice(0, -1).join(', ')} or ${fields.at(-1)}`;
-      return error(`only one of ${list} can be set (found ${set.join(' and ')})`, [...path, set[1]!], 'key');
+      return error(`only one of ${list} can be set (found ${set.join(' and ')})`, [...path, set.at(-1)!], 'key');
     }
     case 'duration':
       return error(`must be a duration such as "10s", "1.5s" or "250ms", of at least 1ms, got ${describe(data)}`);
@@ -249,7 +255,7 @@ function translate(e: ErrorObject, ctx: TranslateContext): Issue | undefined {
   }
 }
 
-/** One issue per field; a wrong type hides the other complaints about the same value. */
+/** One issue per field (the first); a wrong type hides the other complaints about the same value. */
 export function schemaIssues(errors: readonly ErrorObject[], ctx: TranslateContext): Issue[] {
   const mistyped = new Set(errors.filter((e) => e.keyword === 'type').map((e) => e.instancePath));
   const out = new Map<string, Issue>();
@@ -257,7 +263,7 @@ export function schemaIssues(errors: readonly ErrorObject[], ctx: TranslateConte
     if (e.keyword !== 'type' && mistyped.has(e.instancePath)) continue;
     const issue = translate(e, ctx);
     if (!issue) continue;
-    const key = `${fieldPath(issue.path)}\u0000${issue.message}`;
+    const key = fieldPath(issue.path);
     if (!out.has(key)) out.set(key, issue);
   }
   return [...out.values()];

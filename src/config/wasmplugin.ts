@@ -105,7 +105,11 @@ export function enumName<T extends string>(names: readonly string[], value: unkn
 }
 
 function targetRef(v: Obj): TargetRef {
-  const ref: TargetRef = { group: typeof v.group === 'string' ? v.group : '', kind: String(v.kind), name: String(v.name) };
+  const ref: TargetRef = {
+    group: typeof v.group === 'string' ? v.group : '',
+    kind: String(v.kind),
+    name: String(v.name),
+  };
   if (typeof v.namespace === 'string' && v.namespace !== '') ref.namespace = v.namespace;
   return ref;
 }
@@ -125,10 +129,13 @@ export function normalizeWasmPlugin(spec: Obj, dir: string): WasmPluginSpec {
         ports: ((m.ports as { number: number }[] | undefined) ?? []).map((p) => p.number),
       };
     }),
-    type: ((t) => (t === 'NETWORK' ? 'NETWORK' : 'HTTP'))(enumName<PluginType | 'UNSPECIFIED_PLUGIN_TYPE'>(ENUMS.type, spec.type, 'HTTP')),
+    type: ((t) => (t === 'NETWORK' ? 'NETWORK' : 'HTTP'))(
+      enumName<PluginType | 'UNSPECIFIED_PLUGIN_TYPE'>(ENUMS.type, spec.type, 'HTTP'),
+    ),
   };
   const selector = spec.selector as Obj | undefined;
-  if (selector) out.selector = { matchLabels: { ...((selector.matchLabels as Record<string, string> | undefined) ?? {}) } };
+  if (selector)
+    out.selector = { matchLabels: { ...((selector.matchLabels as Record<string, string> | undefined) ?? {}) } };
   if (spec.targetRef) out.targetRef = targetRef(spec.targetRef as Obj);
   if (Array.isArray(spec.targetRefs)) out.targetRefs = (spec.targetRefs as Obj[]).map(targetRef);
   if (typeof spec.sha256 === 'string' && spec.sha256 !== '') out.sha256 = spec.sha256;

@@ -111,12 +111,13 @@ class WasmHttpFilter extends BaseContext implements HttpFilter {
   }
 
   #headersCall(name: string, headers: HeaderMap, endStream: boolean) {
-    if (!this.#ensure())
-      return this.#skip && this.#plugin.failOpen ? HeadersStatus.Continue : HeadersStatus.StopIteration;
+    // A failed plugin passes everything on: under FAIL_CLOSE its 503 has already replaced the
+    // request, and that reply must still flow out through this filter.
+    if (!this.#ensure()) return HeadersStatus.Continue;
     const args =
       this.#vm!.abiVersion === '0.1.0' ? [this.id, headers.size] : [this.id, headers.size, endStream ? 1 : 0];
     const action = this.#call(name, ...args);
-    if (action === undefined) return this.#plugin.failOpen ? HeadersStatus.Continue : HeadersStatus.StopIteration;
+    if (action === undefined) return HeadersStatus.Continue;
     return action === 0 && !this.#repliedInCall ? HeadersStatus.Continue : HeadersStatus.StopIteration;
   }
 
