@@ -1,6 +1,13 @@
 #!/usr/bin/env node
 // The `wasmgate` command: runs the compiled CLI (built by `npm ci` through the prepare script).
-import { main } from '../dist/cli.js';
+const major = Number(process.versions.node.split('.')[0]);
+if (major < 22) {
+  process.stderr.write(
+    `wasmgate needs Node 22 or newer (this is ${process.version}); run it through npm scripts or npx, which use the Node 24 in node_modules\n`,
+  );
+  process.exit(1);
+}
+const { main } = await import('../dist/cli.js');
 
 main(process.argv.slice(2)).then(
   (code) => {
