@@ -3,6 +3,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { LogLevels } from '../observability/logger.ts';
+import { renderPluginMetrics } from '../observability/plugin-metrics.ts';
 import type { Gateway } from '../server/gateway.ts';
 
 export interface AdminOptions {
@@ -82,6 +83,13 @@ export class AdminServer {
           'application/json',
         );
         return;
+      case '/stats/prometheus': {
+        const metrics = [...this.#gateway.plugins.values()].flatMap((p) =>
+          p.vm ? [...p.vm.metrics.byId.values()] : [],
+        );
+        this.#send(res, 200, renderPluginMetrics(metrics), 'text/plain; version=0.0.4; charset=utf-8');
+        return;
+      }
       case '/config_dump':
         this.#send(res, 200, JSON.stringify(this.#configDump(), null, 2), 'application/json');
         return;

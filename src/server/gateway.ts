@@ -6,11 +6,12 @@ import { HttpListener } from '../listener/http-listener.ts';
 import { formatAccessLog } from '../observability/access-log.ts';
 import type { Logger, LogLevels } from '../observability/logger.ts';
 import type { FilterFactory } from '../pipeline/filter.ts';
+import { ClusterCallouts } from '../router/callouts.ts';
 import { RouteTable } from '../router/route-table.ts';
 import { WasmFilterFactory } from '../wasm/plugin/http-filter.ts';
 import { type LoadedModule, loadModule, Plugin } from '../wasm/plugin/plugin.ts';
 import { httpChain, type ProxyIdentity } from './chain.ts';
-import { buildRoutes, ClusterSet, planListeners, upstreamRoute } from './routes.ts';
+import { buildRoutes, ClusterSet, planListeners, resolveCluster, upstreamRoute } from './routes.ts';
 
 export interface GatewayOptions {
   host: string;
@@ -67,13 +68,14 @@ export class Gateway {
       rootNamespace: options.rootNamespace,
       gateways: [...new Set(plans.flatMap((p) => p.gateways))],
     };
+    const callouts = new ClusterCallouts((name) => resolveCluster(config, gw.#clusters, name));
     // One Plugin per WasmPlugin resource; modules compiled once per URL.
     const modules = new Map<string, Promise<LoadedModule>>();
     const chains = plans.map((plan) => httpChain(config.wasmPlugins, identity, plan.port));
     for (const resource of chains.flat()) {
       const key = `${resource.metadata.namespace}.${resource.metadata.name}`;
       if (gw.plugins.has(key)) continue;
-      const plugin = new Plugin(resource, logger, levels);
+      const plugin = new Plugin(resource, logger, levels, callouts);
       gw.plugins.set(key, plugin);
       let loading = modules.get(resource.spec.url);
       if (!loading) {

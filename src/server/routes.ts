@@ -95,6 +95,21 @@ function boundTo(vs: Resource<unknown>, gateways: string[]): boolean {
   return list.some((g) => gateways.includes(g.includes('/') ? g : `${vs.metadata.namespace}/${g}`));
 }
 
+/**
+ * A cluster by the name a plugin gives in proxy_http_call: an existing cluster, Istio's
+ * `outbound|PORT|SUBSET|HOST`, or a plain ServiceEntry host.
+ */
+export function resolveCluster(config: LoadedConfig, clusters: ClusterSet, name: string): Cluster | undefined {
+  const existing = clusters.clusters.get(name);
+  if (existing) return existing;
+  const m = /^outbound\|(\d+)\|[^|]*\|(.+)$/.exec(name);
+  if (m) return destinationCluster(config, clusters, m[2]!, Number(m[1]));
+  const se = config.serviceEntries.find((s) => ((s.spec as AnyRecord).hosts as string[] | undefined)?.includes(name));
+  if (se) return destinationCluster(config, clusters, name, undefined);
+  for (const c of clusters.clusters.values()) if (c.name.endsWith(`||${name}`)) return c;
+  return undefined;
+}
+
 /** Routes of the VirtualServices bound to these gateways, in file order. */
 export function buildRoutes(config: LoadedConfig, gateways: string[], clusters: ClusterSet): Route[] {
   const routes: Route[] = [];

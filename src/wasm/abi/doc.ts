@@ -21,7 +21,9 @@ export function renderAbiDoc(): string {
   ];
   for (const f of HOST_FUNCTIONS) {
     const module = f.module === 'wasi' ? 'wasi_snapshot_preview1' : 'env';
-    lines.push(`| \`${f.name}\` | ${module} | ${f.area} | ${f.since} | ${f.support} | ${f.note} |`);
+    lines.push(
+      `| \`${f.name}\` | ${module} | ${f.area} | ${f.since} | ${f.support} | ${f.note.replaceAll('|', '\\|')} |`,
+    );
   }
   lines.push('');
   return lines.join('\n');

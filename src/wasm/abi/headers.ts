@@ -1,12 +1,33 @@
 // ABI area: header and trailer maps.
 import type { AbiHost, HeaderMapAccess } from './host-api.ts';
-import { decodePairs, encodePairs } from './pairs.ts';
-import { Status } from './result.ts';
+import { decodePairs, encodePairs, type Pairs } from './pairs.ts';
+import { MapType, Status } from './result.ts';
 
 const encoder = new TextEncoder();
 
+function readOnlyMap(pairs: Pairs): HeaderMapAccess {
+  const noop = () => {};
+  return {
+    pairs,
+    get: (name) => pairs.find(([k]) => k === name)?.[1],
+    byteSize: () => pairs.reduce((n, [k, v]) => n + k.length + v.length, 0),
+    writable: false,
+    add: noop,
+    replace: noop,
+    remove: noop,
+    setPairs: noop,
+  };
+}
+
 export function headerFunctions(h: AbiHost) {
-  const map = (mapType: number): HeaderMapAccess | undefined => h.effectiveContext()?.headerMap(mapType);
+  const map = (mapType: number): HeaderMapAccess | undefined => {
+    if (mapType === MapType.HTTP_CALL_RESPONSE_HEADERS || mapType === MapType.HTTP_CALL_RESPONSE_TRAILERS) {
+      const r = h.callResponse();
+      if (!r) return undefined;
+      return readOnlyMap(mapType === MapType.HTTP_CALL_RESPONSE_HEADERS ? r.headers : r.trailers);
+    }
+    return h.effectiveContext()?.headerMap(mapType);
+  };
   const key = (ptr: number, size: number) => h.memory.string(ptr, size).toLowerCase();
   return {
     proxy_get_header_map_size: (mapType: number, retSizePtr: number) => {

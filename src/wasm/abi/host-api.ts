@@ -49,6 +49,13 @@ export interface AbiContext {
   done(): StatusCode;
 }
 
+/** The response of the HTTP callout being delivered (readable during proxy_on_http_call_response). */
+export interface CallResponse {
+  headers: Pairs;
+  body: Uint8Array;
+  trailers: Pairs;
+}
+
 /** The host side of one VM as the ABI modules see it. */
 export interface AbiHost {
   readonly memory: GuestMemory;
@@ -66,6 +73,20 @@ export interface AbiHost {
   readonly env: readonly [string, string][];
   /** Per-root timer. */
   setTickPeriod(rootId: number, periodMs: number): StatusCode;
+  /** Starts an HTTP callout from the effective context; the token identifies it in the callback. */
+  httpCall(
+    upstream: string,
+    headers: Pairs,
+    body: Uint8Array,
+    trailers: Pairs,
+    timeoutMs: number,
+  ): { status: StatusCode; token: number };
+  /** The callout response being delivered now, if any. */
+  callResponse(): CallResponse | undefined;
+  /** proxy_get_status: code and message of the last callout, if any. */
+  callStatus(): { code: number; message: string } | undefined;
+  /** The queue owner standing for root context `rootId` (told when its queues have items). */
+  queueOwner(rootId: number): import('../../shared-state/shared-queues.ts').QueueOwner;
   /** Logs once per import name and returns UNIMPLEMENTED. */
   unimplemented(name: string): StatusCode;
 }

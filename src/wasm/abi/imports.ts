@@ -5,14 +5,17 @@ import type { ImportObject } from '../runtime/vm.ts';
 import { wasiFunctions } from '../wasi/preview1.ts';
 import { bufferFunctions } from './buffers.ts';
 import { contextFunctions } from './context.ts';
+import { foreignFunctions } from './foreign.ts';
 import { guarded } from './guard.ts';
 import { headerFunctions } from './headers.ts';
 import type { AbiHost, ImportFunctions } from './host-api.ts';
+import { httpCallFunctions } from './http-calls.ts';
 import { logFunctions } from './log.ts';
 import { type MetricRegistry, metricFunctions } from './metrics.ts';
 import { propertyFunctions } from './properties.ts';
 import { Errno } from './result.ts';
 import { sharedDataFunctions } from './shared-data.ts';
+import { sharedQueueFunctions } from './shared-queues.ts';
 import { streamFunctions } from './stream.ts';
 import { timerFunctions } from './timers.ts';
 import { unimplementedFunctions } from './unimplemented.ts';
@@ -35,6 +38,9 @@ export function buildImports(
       ...propertyFunctions(h),
       ...timerFunctions(h),
       ...sharedDataFunctions(h),
+      ...sharedQueueFunctions(h),
+      ...httpCallFunctions(h),
+      ...foreignFunctions(h),
       ...(metricFunctions(h, metrics) as unknown as Record<string, (...args: number[]) => number>),
       ...unimplementedFunctions(h),
       emscripten_notify_memory_growth: () => 0,

@@ -1,9 +1,12 @@
 // One plugin's VM on one worker: the host side of the ABI (contexts, effective context, logging,
 // timers) on top of the runtime wrapper. Start-up follows Envoy: entry point, then the root
 // context's on_context_create -> on_vm_start -> on_configure.
-import type { AbiContext, AbiHost } from '../abi/host-api.ts';
+import type { Callouts } from '../../router/callouts.ts';
+import { type QueueOwner, sharedQueues } from '../../shared-state/shared-queues.ts';
+import type { AbiContext, AbiHost, CallResponse } from '../abi/host-api.ts';
 import { buildImports } from '../abi/imports.ts';
 import { MetricRegistry } from '../abi/metrics.ts';
+import type { Pairs } from '../abi/pairs.ts';
 import { type AbiVersion, BufferType, Status, type StatusCode } from '../abi/result.ts';
 import type { GuestMemory } from '../runtime/memory.ts';
 import type { ModuleInfo } from '../runtime/module.ts';
@@ -60,6 +63,13 @@ class RootContext extends BaseContext {
   }
 }
 
+/** A context that wants to hear when a callback delivered to it (or for it) trapped. */
+export interface TrapAware {
+  onTrap(err: Error): void;
+}
+
+const NO_CALLOUTS: Callouts = { httpCall: () => false };
+
 export class PluginVm implements AbiHost {
   readonly identity: PluginIdentity;
   readonly vm: WasmVm;
@@ -71,11 +81,25 @@ export class PluginVm implements AbiHost {
   readonly #unimplementedSeen = new Set<string>();
   readonly root: RootContext;
   #closed = false;
+  readonly #callouts: Callouts;
+  #nextHttpToken = 0;
+  /** Pending callouts: token -> id of the context that made the call. */
+  readonly #pendingCalls = new Map<number, number>();
+  #callResponse: CallResponse | undefined;
+  #callStatus: { code: number; message: string } | undefined;
+  readonly #queueOwners = new Map<number, QueueOwner>();
 
-  constructor(module: WebAssembly.Module, info: ModuleInfo, identity: PluginIdentity, log: PluginLogSink) {
+  constructor(
+    module: WebAssembly.Module,
+    info: ModuleInfo,
+    identity: PluginIdentity,
+    log: PluginLogSink,
+    callouts: Callouts = NO_CALLOUTS,
+  ) {
     if (info.problems.length > 0) throw new PluginStartError(info.problems.join('; '));
     this.identity = identity;
     this.#log = log;
+    this.#callouts = callouts;
     const imports = buildImports(this, this.metrics, info.imports, (name, err) =>
       log.warn(`host function ${name} failed: ${err instanceof Error ? err.message : String(err)}`),
     );
@@ -131,6 +155,91 @@ export class PluginVm implements AbiHost {
 
   unregister(id: number): void {
     this.#contexts.delete(id);
+    // Callouts of a context that went away are forgotten, as Envoy cancels them.
+    for (const [token, owner] of this.#pendingCalls) if (owner === id) this.#pendingCalls.delete(token);
+  }
+
+  /** Tells the context that a callback delivered for it trapped (so its stream can fail). */
+  #trappedFor(contextId: number, err: Error): void {
+    const ctx = this.#contexts.get(contextId) as Partial<TrapAware> | undefined;
+    if (ctx?.onTrap) ctx.onTrap(err);
+    else this.#log.warn(`trap outside a stream: ${err.message}`);
+  }
+
+  // ---- callouts ----
+
+  httpCall(upstream: string, headers: Pairs, body: Uint8Array, trailers: Pairs, timeoutMs: number) {
+    const has = (name: string) => headers.some(([k, v]) => k === name && v !== '');
+    if (!has(':method') || !has(':path') || !has(':authority')) return { status: Status.BAD_ARGUMENT, token: 0 };
+    const ctx = this.#effective;
+    if (!ctx) return { status: Status.NOT_FOUND, token: 0 };
+    this.#nextHttpToken = (this.#nextHttpToken + 4) >>> 0 || 4;
+    const token = this.#nextHttpToken;
+    const started = this.#callouts.httpCall(upstream, headers, body, trailers, timeoutMs, (result) =>
+      this.#deliverCall(token, result),
+    );
+    if (!started) return { status: Status.BAD_ARGUMENT, token: 0 };
+    this.#pendingCalls.set(token, ctx.id);
+    return { status: Status.OK, token };
+  }
+
+  #deliverCall(token: number, result: Parameters<Parameters<Callouts['httpCall']>[5]>[0]): void {
+    const owner = this.#pendingCalls.get(token);
+    this.#pendingCalls.delete(token);
+    if (owner === undefined || this.vm.failure || this.#closed) return;
+    if (result.kind === 'response') {
+      this.#callResponse = { headers: result.headers, body: result.body, trailers: result.trailers };
+      this.#callStatus = { code: Status.OK, message: '' };
+    } else {
+      this.#callResponse = undefined;
+      this.#callStatus = { code: Status.BROKEN_CONNECTION, message: 'reset' };
+    }
+    const r = this.#callResponse;
+    try {
+      // Envoy delivers callouts to the root context; SDKs re-target with set_effective_context.
+      this.callIn(
+        this.root,
+        'proxy_on_http_call_response',
+        this.root.id,
+        token,
+        r ? r.headers.length : 0,
+        r ? r.body.length : 0,
+        r ? r.trailers.length : 0,
+      );
+    } catch (err) {
+      this.#trappedFor(owner, err as Error);
+    } finally {
+      this.#callResponse = undefined;
+    }
+  }
+
+  callResponse(): CallResponse | undefined {
+    return this.#callResponse;
+  }
+
+  callStatus(): { code: number; message: string } | undefined {
+    return this.#callStatus;
+  }
+
+  // ---- shared queues ----
+
+  queueOwner(rootId: number): QueueOwner {
+    let owner = this.#queueOwners.get(rootId);
+    if (!owner) {
+      owner = {
+        ready: (queueId) => {
+          const root = this.#contexts.get(rootId);
+          if (!root || this.vm.failure || this.#closed) return;
+          try {
+            this.callIn(root, 'proxy_on_queue_ready', rootId, queueId);
+          } catch (err) {
+            this.#log.warn(`proxy_on_queue_ready failed: ${(err as Error).message}`);
+          }
+        },
+      };
+      this.#queueOwners.set(rootId, owner);
+    }
+    return owner;
   }
 
   /** Calls a guest export with `ctx` as the effective context for the duration of the call. */
@@ -246,6 +355,8 @@ export class PluginVm implements AbiHost {
     if (this.#closed) return;
     this.#closed = true;
     if (this.root.tick) clearInterval(this.root.tick);
+    for (const owner of this.#queueOwners.values()) sharedQueues.release(owner);
+    this.#pendingCalls.clear();
     if (this.vm.failure) return;
     try {
       this.callIn(this.root, 'proxy_on_done', this.root.id);

@@ -141,6 +141,19 @@ class WasmHttpFilter extends BaseContext implements HttpFilter {
     return action === 0 || action === undefined ? HeadersStatus.Continue : HeadersStatus.StopIteration;
   }
 
+  /** A callback delivered for this stream outside its own callbacks (a callout response) trapped. */
+  onTrap(err: Error): void {
+    this.#plugin.trapped(err);
+    this.#skip = true;
+    if (this.#plugin.failOpen) {
+      this.#plugin.skipped();
+      this.#cb.continueDecoding();
+      this.#cb.continueEncoding();
+    } else {
+      this.#cb.sendLocalReply({ status: 503, body: 'Service Unavailable', details: 'wasm_fail_stream' });
+    }
+  }
+
   // ---- HttpFilter ----
 
   decodeHeaders(headers: HeaderMap, endStream: boolean) {

@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import type { Resource, WasmPluginSpec } from '../../config/types.ts';
 import type { Logger, LogLevels } from '../../observability/logger.ts';
 import { PINO_METHOD } from '../../observability/logger.ts';
+import type { Callouts } from '../../router/callouts.ts';
 import { type PluginIdentity, PluginStartError, PluginVm } from '../host/plugin-vm.ts';
 import { compileModule, inspectModule, type ModuleInfo } from '../runtime/module.ts';
 import type { PluginHandle } from './http-filter.ts';
@@ -80,7 +81,10 @@ export class Plugin implements PluginHandle {
   skippedCount = 0;
   trapCount = 0;
 
-  constructor(resource: Resource<WasmPluginSpec>, logger: Logger, levels: LogLevels) {
+  readonly #callouts: Callouts | undefined;
+
+  constructor(resource: Resource<WasmPluginSpec>, logger: Logger, levels: LogLevels, callouts?: Callouts) {
+    this.#callouts = callouts;
     this.resource = resource;
     this.identity = pluginIdentity(resource);
     this.name = this.identity.name;
@@ -109,14 +113,20 @@ export class Plugin implements PluginHandle {
   }
 
   #startVm(loaded: LoadedModule): PluginVm {
-    const vm = new PluginVm(loaded.module, loaded.info, this.identity, {
-      log: (level, message) => {
-        const method = PINO_METHOD[Math.min(level, 5)]!;
-        this.#wasmLogger[method](`wasm log ${this.name}: ${message}`);
+    const vm = new PluginVm(
+      loaded.module,
+      loaded.info,
+      this.identity,
+      {
+        log: (level, message) => {
+          const method = PINO_METHOD[Math.min(level, 5)]!;
+          this.#wasmLogger[method](`wasm log ${this.name}: ${message}`);
+        },
+        level: () => this.#levels.pluginLevel(this.name),
+        warn: (message) => this.#logger.warn(`wasm ${this.name}: ${message}`),
       },
-      level: () => this.#levels.pluginLevel(this.name),
-      warn: (message) => this.#logger.warn(`wasm ${this.name}: ${message}`),
-    });
+      this.#callouts,
+    );
     vm.start();
     return vm;
   }

@@ -37,6 +37,8 @@ export class WasmVm {
   failure: Error | undefined;
   /** True while the entry point runs (start restrictions apply, proc_exit(0) ends start-up). */
   starting = false;
+  /** A guest whose memory grows past this is failed (Envoy's cap is 1 GiB too). */
+  maxMemoryBytes = 1024 * 1024 * 1024;
 
   constructor(module: WebAssembly.Module, info: ModuleInfo, imports: ImportObject) {
     this.info = info;
@@ -107,6 +109,14 @@ export class WasmVm {
       }
     }
     this.#depth--;
+    if (this.memory && this.memory.size > this.maxMemoryBytes) {
+      const trap = new WasmTrap(
+        `${name}: memory grew to ${this.memory.size} bytes, over the ${this.maxMemoryBytes}-byte limit`,
+      );
+      this.failure ??= trap;
+      this.#deferred.length = 0;
+      throw trap;
+    }
     if (this.#depth === 0 && this.#deferred.length > 0) this.#runDeferred();
     return typeof result === 'number' ? result : 0;
   }
