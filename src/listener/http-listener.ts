@@ -28,6 +28,13 @@ export interface ListenerHooks {
 }
 
 const DEFAULT_BUFFER_LIMIT = 1024 * 1024;
+const connectionIds = new WeakMap<object, number>();
+let lastConnectionId = 0;
+function nextConnectionId(socket: object): number {
+  const id = ++lastConnectionId;
+  connectionIds.set(socket, id);
+  return id;
+}
 const EMPTY = new Uint8Array(0);
 
 export class HttpListener {
@@ -111,6 +118,7 @@ export class HttpListener {
       upstreamCluster: '',
       upstreamServiceTimeMs: undefined,
       routeName: '',
+      connectionId: connectionIds.get(socket) ?? nextConnectionId(socket),
     });
     const isHead = req.method === 'HEAD';
     const drainWaiters: (() => void)[] = [];

@@ -19,6 +19,8 @@ export interface StreamInfo {
   upstreamCluster: string;
   upstreamServiceTimeMs: number | undefined;
   routeName: string;
+  /** Per-process downstream connection number (property connection.id). */
+  connectionId: number;
 }
 
 export class HttpStream {

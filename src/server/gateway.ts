@@ -75,7 +75,10 @@ export class Gateway {
     for (const resource of chains.flat()) {
       const key = `${resource.metadata.namespace}.${resource.metadata.name}`;
       if (gw.plugins.has(key)) continue;
-      const plugin = new Plugin(resource, logger, levels, callouts);
+      const plugin = new Plugin(resource, logger, levels, callouts, {
+        namespace: options.namespace,
+        labels: options.labels,
+      });
       gw.plugins.set(key, plugin);
       let loading = modules.get(resource.spec.url);
       if (!loading) {

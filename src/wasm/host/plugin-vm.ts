@@ -12,7 +12,7 @@ import type { GuestMemory } from '../runtime/memory.ts';
 import type { ModuleInfo } from '../runtime/module.ts';
 import { WasmVm } from '../runtime/vm.ts';
 import { BaseContext, readOnlyBuffer } from './context.ts';
-import { str } from './properties.ts';
+import { map, str } from './properties.ts';
 
 export interface PluginIdentity {
   /** `<namespace>.<name>`, Envoy's plugin name (property plugin_name). */
@@ -24,6 +24,8 @@ export interface PluginIdentity {
   configuration: Uint8Array;
   vmConfiguration: Uint8Array;
   env: [string, string][];
+  /** Envoy's node: id, cluster and metadata (the ISTIO_META_* values Istio sets). */
+  node?: { id: string; cluster: string; metadata: Record<string, string | Record<string, string>> };
 }
 
 export interface PluginLogSink {
@@ -345,8 +347,18 @@ export class PluginVm implements AbiHost {
       case 'plugin_vm_id':
       case 'xds.plugin_vm_id':
         return str(this.identity.vmId);
-      default:
-        return undefined;
+      case 'node.id':
+        return this.identity.node ? str(this.identity.node.id) : undefined;
+      case 'node.cluster':
+        return this.identity.node ? str(this.identity.node.cluster) : undefined;
+      default: {
+        if (path[0] !== 'node' || path[1] !== 'metadata' || !this.identity.node) return undefined;
+        const value = this.identity.node.metadata[path[2] ?? ''];
+        if (value === undefined) return undefined;
+        if (typeof value === 'string') return path.length === 3 ? str(value) : undefined;
+        if (path.length === 4) return value[path[3]!] === undefined ? undefined : str(value[path[3]!]!);
+        return path.length === 3 ? map(Object.entries(value)) : undefined;
+      }
     }
   }
 

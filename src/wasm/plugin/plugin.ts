@@ -41,7 +41,12 @@ export async function loadModule(url: string): Promise<LoadedModule> {
   return { module, info };
 }
 
-export function pluginIdentity(resource: Resource<WasmPluginSpec>): PluginIdentity {
+export interface ProxyNode {
+  namespace: string;
+  labels: Record<string, string>;
+}
+
+export function pluginIdentity(resource: Resource<WasmPluginSpec>, proxy?: ProxyNode): PluginIdentity {
   const spec = resource.spec;
   const env: [string, string][] = [];
   for (const v of spec.vmConfig?.env ?? []) {
@@ -61,6 +66,19 @@ export function pluginIdentity(resource: Resource<WasmPluginSpec>): PluginIdenti
     configuration: new TextEncoder().encode(config),
     vmConfiguration: new Uint8Array(0),
     env,
+    node: proxy && {
+      id: `router~127.0.0.1~wasmgate.${proxy.namespace}~${proxy.namespace}.svc.cluster.local`,
+      cluster: `wasmgate.${proxy.namespace}`,
+      metadata: {
+        NAMESPACE: proxy.namespace,
+        NAME: 'wasmgate',
+        WORKLOAD_NAME: 'wasmgate',
+        CLUSTER_ID: 'Kubernetes',
+        MESH_ID: 'cluster.local',
+        ISTIO_VERSION: 'wasmgate',
+        LABELS: proxy.labels,
+      },
+    },
   };
 }
 
@@ -83,10 +101,16 @@ export class Plugin implements PluginHandle {
 
   readonly #callouts: Callouts | undefined;
 
-  constructor(resource: Resource<WasmPluginSpec>, logger: Logger, levels: LogLevels, callouts?: Callouts) {
+  constructor(
+    resource: Resource<WasmPluginSpec>,
+    logger: Logger,
+    levels: LogLevels,
+    callouts?: Callouts,
+    proxy?: ProxyNode,
+  ) {
     this.#callouts = callouts;
     this.resource = resource;
-    this.identity = pluginIdentity(resource);
+    this.identity = pluginIdentity(resource, proxy);
     this.name = this.identity.name;
     this.#logger = logger;
     this.#wasmLogger = logger.child({}, { level: 'trace' });

@@ -49,7 +49,10 @@ export function streamProperty(s: HttpStream, path: string[]): Uint8Array | unde
         }
         return map(joinHeaders(req.pairs));
       case 'size':
+      case 'total_size':
         return int(s.info.bytesReceived);
+      case 'duration':
+        return int(process.hrtime.bigint() - s.info.startHr);
       default:
         return undefined;
     }
@@ -63,6 +66,9 @@ export function streamProperty(s: HttpStream, path: string[]): Uint8Array | unde
         return s.info.responseCodeDetails ? str(s.info.responseCodeDetails) : undefined;
       case 'flags':
         return int(0);
+      case 'size':
+      case 'total_size':
+        return int(s.info.bytesSent);
       case 'headers':
         if (!res) return undefined;
         if (third !== undefined) {
@@ -85,7 +91,16 @@ export function streamProperty(s: HttpStream, path: string[]): Uint8Array | unde
     if (second === 'port') return int(src ? s.info.downstreamRemotePort : s.info.downstreamLocalPort);
     return undefined;
   }
-  if (head === 'upstream' && second === 'address' && s.info.upstreamHost) return str(s.info.upstreamHost);
+  if (head === 'upstream' && s.info.upstreamHost) {
+    if (second === 'address') return str(s.info.upstreamHost);
+    if (second === 'port') return int(Number(s.info.upstreamHost.split(':').at(-1)));
+  }
+  if (head === 'connection') {
+    if (second === 'mtls') return Uint8Array.of(0);
+    if (second === 'requested_server_name') return str('');
+    if (second === 'id') return int(s.info.connectionId);
+    return undefined;
+  }
   if (head === 'xds' || head === undefined) {
     if (second === 'cluster_name' && s.info.upstreamCluster) return str(s.info.upstreamCluster);
     if (second === 'route_name' && s.info.routeName) return str(s.info.routeName);
