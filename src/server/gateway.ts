@@ -7,6 +7,7 @@ import { formatAccessLog } from '../observability/access-log.ts';
 import type { Logger, LogLevels } from '../observability/logger.ts';
 import type { FilterFactory } from '../pipeline/filter.ts';
 import { ClusterCallouts } from '../router/callouts.ts';
+import { Http2GrpcCallouts } from '../router/grpc-callouts.ts';
 import { RouteTable } from '../router/route-table.ts';
 import { WasmFilterFactory } from '../wasm/plugin/http-filter.ts';
 import { type LoadedModule, loadModule, Plugin } from '../wasm/plugin/plugin.ts';
@@ -40,6 +41,7 @@ export class Gateway {
   readonly #logger: Logger;
   #accessLog: ((line: string) => void) | undefined;
   #accessStream: WriteStream | undefined;
+  #grpc: Http2GrpcCallouts | undefined;
 
   private constructor(logger: Logger) {
     this.#logger = logger;
@@ -69,16 +71,21 @@ export class Gateway {
       gateways: [...new Set(plans.flatMap((p) => p.gateways))],
     };
     const callouts = new ClusterCallouts((name) => resolveCluster(config, gw.#clusters, name));
+    gw.#grpc = new Http2GrpcCallouts((name) => resolveCluster(config, gw.#clusters, name));
     // One Plugin per WasmPlugin resource; modules compiled once per URL.
     const modules = new Map<string, Promise<LoadedModule>>();
     const chains = plans.map((plan) => httpChain(config.wasmPlugins, identity, plan.port));
     for (const resource of chains.flat()) {
       const key = `${resource.metadata.namespace}.${resource.metadata.name}`;
       if (gw.plugins.has(key)) continue;
-      const plugin = new Plugin(resource, logger, levels, callouts, {
-        namespace: options.namespace,
-        labels: options.labels,
-      });
+      const plugin = new Plugin(
+        resource,
+        logger,
+        levels,
+        callouts,
+        { namespace: options.namespace, labels: options.labels },
+        gw.#grpc,
+      );
       gw.plugins.set(key, plugin);
       let loading = modules.get(resource.spec.url);
       if (!loading) {
@@ -132,6 +139,7 @@ export class Gateway {
   async close(): Promise<void> {
     await Promise.all(this.listeners.map((l) => l.close()));
     for (const p of this.plugins.values()) p.close();
+    this.#grpc?.close();
     await this.#clusters.close();
     this.#accessStream?.end();
   }

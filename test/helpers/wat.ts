@@ -134,3 +134,80 @@ export const HOSTILE_WAT = `
     (drop (call $reply (i32.const 200) (i32.const 0) (i32.const 0) (i32.const 512) (i32.const 13) (i32.const 0) (i32.const 0) (i32.const -1)))
     (i32.const 1)))
 `;
+
+/**
+ * A gRPC client module: a request's `x-grpc-msg` header is sent as a unary call to
+ * grpc-echo / test.Echo/Echo; the request waits, and the reply is a local response carrying
+ * the received message as body and the grpc status in `x-grpc-status`.
+ */
+export const GRPC_CLIENT_WAT = `
+(module
+  (import "env" "proxy_get_header_map_value" (func $get (param i32 i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_grpc_call" (func $call (param i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_get_buffer_bytes" (func $getbuf (param i32 i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_set_effective_context" (func $effective (param i32) (result i32)))
+  (import "env" "proxy_send_local_response" (func $reply (param i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 2)
+  (global $heap (mut i32) (i32.const 8192))
+  (global $ctx (mut i32) (i32.const 0))
+  (global $msg (mut i32) (i32.const 0))
+  (global $msglen (mut i32) (i32.const 0))
+  (data (i32.const 16) "x-grpc-msg")
+  (data (i32.const 32) "grpc-echo")
+  (data (i32.const 48) "test.Echo")
+  (data (i32.const 64) "Echo")
+  ;; serialized pairs: 1 header, "x-grpc-status" (13) = value (1 or 2 chars) at 200
+  (func (export "proxy_abi_version_0_2_1"))
+  (func (export "proxy_on_memory_allocate") (param $size i32) (result i32)
+    (local $p i32)
+    (local.set $p (global.get $heap))
+    (global.set $heap (i32.add (global.get $heap) (i32.and (i32.add (local.get $size) (i32.const 7)) (i32.const -8))))
+    (local.get $p))
+  (func (export "proxy_on_request_headers") (param $ctx i32) (param $n i32) (param $eos i32) (result i32)
+    (if (call $get (i32.const 0) (i32.const 16) (i32.const 10) (i32.const 1024) (i32.const 1028))
+      (then (return (i32.const 0))))
+    (global.set $ctx (local.get $ctx))
+    (drop (call $call (i32.const 32) (i32.const 9) (i32.const 48) (i32.const 9) (i32.const 64) (i32.const 4)
+      (i32.const 0) (i32.const 0) (i32.load (i32.const 1024)) (i32.load (i32.const 1028)) (i32.const 5000) (i32.const 1040)))
+    (i32.const 1))
+  (func (export "proxy_on_grpc_receive_initial_metadata") (param i32 i32 i32))
+  (func (export "proxy_on_grpc_receive_trailing_metadata") (param i32 i32 i32))
+  (func (export "proxy_on_grpc_receive") (param $root i32) (param $token i32) (param $size i32)
+    (drop (call $getbuf (i32.const 5) (i32.const 0) (local.get $size) (i32.const 1100) (i32.const 1104)))
+    (global.set $msg (i32.load (i32.const 1100)))
+    (global.set $msglen (i32.load (i32.const 1104))))
+  (func (export "proxy_on_grpc_close") (param $root i32) (param $token i32) (param $status i32)
+    (local $vlen i32)
+    ;; pairs buffer at 300: count=1, keylen=13, vallen, "x-grpc-status\\0", value, "\\0"
+    (i32.store (i32.const 300) (i32.const 1))
+    (i32.store (i32.const 304) (i32.const 13))
+    (i32.store8 (i32.const 312) (i32.const 120)) ;; x
+    (i32.store8 (i32.const 313) (i32.const 45))  ;; -
+    (i32.store8 (i32.const 314) (i32.const 103)) ;; g
+    (i32.store8 (i32.const 315) (i32.const 114)) ;; r
+    (i32.store8 (i32.const 316) (i32.const 112)) ;; p
+    (i32.store8 (i32.const 317) (i32.const 99))  ;; c
+    (i32.store8 (i32.const 318) (i32.const 45))  ;; -
+    (i32.store8 (i32.const 319) (i32.const 115)) ;; s
+    (i32.store8 (i32.const 320) (i32.const 116)) ;; t
+    (i32.store8 (i32.const 321) (i32.const 97))  ;; a
+    (i32.store8 (i32.const 322) (i32.const 116)) ;; t
+    (i32.store8 (i32.const 323) (i32.const 117)) ;; u
+    (i32.store8 (i32.const 324) (i32.const 115)) ;; s
+    (i32.store8 (i32.const 325) (i32.const 0))
+    (if (i32.ge_u (local.get $status) (i32.const 10))
+      (then
+        (i32.store8 (i32.const 326) (i32.const 49))
+        (i32.store8 (i32.const 327) (i32.add (i32.const 38) (local.get $status)))
+        (i32.store8 (i32.const 328) (i32.const 0))
+        (local.set $vlen (i32.const 2)))
+      (else
+        (i32.store8 (i32.const 326) (i32.add (i32.const 48) (local.get $status)))
+        (i32.store8 (i32.const 327) (i32.const 0))
+        (local.set $vlen (i32.const 1))))
+    (i32.store (i32.const 308) (local.get $vlen))
+    (drop (call $effective (global.get $ctx)))
+    (drop (call $reply (i32.const 200) (i32.const 0) (i32.const 0) (global.get $msg) (global.get $msglen)
+      (i32.const 300) (i32.add (i32.const 27) (local.get $vlen)) (i32.const -1)))
+    (global.set $msglen (i32.const 0))))
+`;

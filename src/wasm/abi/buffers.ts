@@ -8,6 +8,10 @@ function findBuffer(h: AbiHost, type: number) {
     const r = h.callResponse();
     return r ? { bytes: () => r.body, set: () => Status.BAD_ARGUMENT } : undefined;
   }
+  if (type === BufferType.GRPC_CALL_MESSAGE) {
+    const m = h.grpcDelivery()?.message;
+    return m ? { bytes: () => m, set: () => Status.BAD_ARGUMENT } : undefined;
+  }
   return h.effectiveContext()?.buffer(type);
 }
 

@@ -26,6 +26,11 @@ export function headerFunctions(h: AbiHost) {
       if (!r) return undefined;
       return readOnlyMap(mapType === MapType.HTTP_CALL_RESPONSE_HEADERS ? r.headers : r.trailers);
     }
+    if (mapType === MapType.GRPC_CALL_INITIAL_METADATA || mapType === MapType.GRPC_CALL_TRAILING_METADATA) {
+      const d = h.grpcDelivery();
+      const md = mapType === MapType.GRPC_CALL_INITIAL_METADATA ? d?.initial : d?.trailing;
+      return md ? readOnlyMap(md) : undefined;
+    }
     return h.effectiveContext()?.headerMap(mapType);
   };
   const key = (ptr: number, size: number) => h.memory.string(ptr, size).toLowerCase();

@@ -81,6 +81,20 @@ export interface AbiHost {
     trailers: Pairs,
     timeoutMs: number,
   ): { status: StatusCode; token: number };
+  /** Opens a gRPC call (`message` given: unary, half-closed after it) or stream. */
+  grpcOpen(
+    cluster: string,
+    service: string,
+    method: string,
+    metadata: Pairs,
+    timeoutMs: number,
+    message: Uint8Array | undefined,
+  ): { status: StatusCode; token: number };
+  grpcSend(token: number, message: Uint8Array, endStream: boolean): StatusCode;
+  grpcCancel(token: number): StatusCode;
+  grpcClose(token: number): StatusCode;
+  /** The gRPC message / metadata being delivered now, if any. */
+  grpcDelivery(): { message?: Uint8Array; initial?: Pairs; trailing?: Pairs } | undefined;
   /** The callout response being delivered now, if any. */
   callResponse(): CallResponse | undefined;
   /** proxy_get_status: code and message of the last callout, if any. */

@@ -6,6 +6,7 @@ import { wasiFunctions } from '../wasi/preview1.ts';
 import { bufferFunctions } from './buffers.ts';
 import { contextFunctions } from './context.ts';
 import { foreignFunctions } from './foreign.ts';
+import { grpcFunctions } from './grpc.ts';
 import { guarded } from './guard.ts';
 import { headerFunctions } from './headers.ts';
 import type { AbiHost, ImportFunctions } from './host-api.ts';
@@ -18,7 +19,6 @@ import { sharedDataFunctions } from './shared-data.ts';
 import { sharedQueueFunctions } from './shared-queues.ts';
 import { streamFunctions } from './stream.ts';
 import { timerFunctions } from './timers.ts';
-import { unimplementedFunctions } from './unimplemented.ts';
 
 export const WASI_MODULES = ['wasi_snapshot_preview1', 'wasi_unstable'] as const;
 
@@ -42,7 +42,7 @@ export function buildImports(
       ...httpCallFunctions(h),
       ...foreignFunctions(h),
       ...(metricFunctions(h, metrics) as unknown as Record<string, (...args: number[]) => number>),
-      ...unimplementedFunctions(h),
+      ...(grpcFunctions(h) as unknown as Record<string, (...args: number[]) => number>),
       emscripten_notify_memory_growth: () => 0,
       pthread_equal: (a: number, b: number) => (a === b ? 1 : 0),
     },

@@ -2,6 +2,7 @@
 // timers) on top of the runtime wrapper. Start-up follows Envoy: entry point, then the root
 // context's on_context_create -> on_vm_start -> on_configure.
 import type { Callouts } from '../../router/callouts.ts';
+import type { GrpcCallouts, GrpcStreamHandle } from '../../router/grpc-callouts.ts';
 import { type QueueOwner, sharedQueues } from '../../shared-state/shared-queues.ts';
 import type { AbiContext, AbiHost, CallResponse } from '../abi/host-api.ts';
 import { buildImports } from '../abi/imports.ts';
@@ -71,6 +72,14 @@ export interface TrapAware {
 }
 
 const NO_CALLOUTS: Callouts = { httpCall: () => false };
+const NO_GRPC: GrpcCallouts = { open: () => undefined };
+
+type GrpcDelivery = { message?: Uint8Array; initial?: Pairs; trailing?: Pairs };
+
+interface GrpcCall {
+  handle: GrpcStreamHandle;
+  owner: number;
+}
 
 export class PluginVm implements AbiHost {
   readonly identity: PluginIdentity;
@@ -90,6 +99,11 @@ export class PluginVm implements AbiHost {
   #callResponse: CallResponse | undefined;
   #callStatus: { code: number; message: string } | undefined;
   readonly #queueOwners = new Map<number, QueueOwner>();
+  readonly #grpc: GrpcCallouts;
+  readonly #grpcCalls = new Map<number, GrpcCall>();
+  #nextGrpcCall = 1;
+  #nextGrpcStream = 2;
+  #grpcDelivery: GrpcDelivery | undefined;
 
   constructor(
     module: WebAssembly.Module,
@@ -97,7 +111,9 @@ export class PluginVm implements AbiHost {
     identity: PluginIdentity,
     log: PluginLogSink,
     callouts: Callouts = NO_CALLOUTS,
+    grpc: GrpcCallouts = NO_GRPC,
   ) {
+    this.#grpc = grpc;
     if (info.problems.length > 0) throw new PluginStartError(info.problems.join('; '));
     this.identity = identity;
     this.#log = log;
@@ -159,6 +175,11 @@ export class PluginVm implements AbiHost {
     this.#contexts.delete(id);
     // Callouts of a context that went away are forgotten, as Envoy cancels them.
     for (const [token, owner] of this.#pendingCalls) if (owner === id) this.#pendingCalls.delete(token);
+    for (const [token, call] of this.#grpcCalls) {
+      if (call.owner !== id) continue;
+      call.handle.cancel();
+      this.#grpcCalls.delete(token);
+    }
   }
 
   /** Tells the context that a callback delivered for it trapped (so its stream can fail). */
@@ -213,6 +234,83 @@ export class PluginVm implements AbiHost {
     } finally {
       this.#callResponse = undefined;
     }
+  }
+
+  // ---- gRPC ----
+
+  grpcOpen(
+    cluster: string,
+    service: string,
+    method: string,
+    metadata: Pairs,
+    timeoutMs: number,
+    message: Uint8Array | undefined,
+  ): { status: StatusCode; token: number } {
+    const ctx = this.#effective;
+    if (!ctx) return { status: Status.NOT_FOUND, token: 0 };
+    const stream = message === undefined;
+    const token = stream ? this.#nextGrpcStream : this.#nextGrpcCall;
+    if (stream) this.#nextGrpcStream += 4;
+    else this.#nextGrpcCall += 4;
+    const deliver = (name: string, args: number[], delivery?: GrpcDelivery) => {
+      const call = this.#grpcCalls.get(token);
+      if (!call || this.vm.failure || this.#closed) return;
+      this.#grpcDelivery = delivery;
+      try {
+        this.callIn(this.root, name, this.root.id, token, ...args);
+      } catch (err) {
+        this.#grpcCalls.get(token)?.handle.cancel();
+        this.#grpcCalls.delete(token);
+        this.#trappedFor(call.owner, err as Error);
+      } finally {
+        this.#grpcDelivery = undefined;
+      }
+    };
+    const trailingExport = this.vm.has('proxy_on_grpc_receive_trailing_metadata')
+      ? 'proxy_on_grpc_receive_trailing_metadata'
+      : 'proxy_on_grpc_trailing_metadata'; // the AssemblyScript SDK's spelling
+    const handle = this.#grpc.open(cluster, service, method, metadata, timeoutMs, {
+      initialMetadata: (md) => deliver('proxy_on_grpc_receive_initial_metadata', [md.length], { initial: md }),
+      message: (bytes) => deliver('proxy_on_grpc_receive', [bytes.length], { message: bytes }),
+      trailingMetadata: (md) => deliver(trailingExport, [md.length], { trailing: md }),
+      close: (status, msg) => {
+        this.#callStatus = { code: status, message: msg };
+        deliver('proxy_on_grpc_close', [status]);
+        this.#grpcCalls.delete(token);
+      },
+    });
+    if (!handle) return { status: Status.PARSE_FAILURE, token: 0 };
+    this.#grpcCalls.set(token, { handle, owner: ctx.id });
+    if (message !== undefined) handle.send(message, true);
+    return { status: Status.OK, token };
+  }
+
+  grpcSend(token: number, message: Uint8Array, endStream: boolean): StatusCode {
+    if (token % 4 !== 2) return Status.BAD_ARGUMENT;
+    const call = this.#grpcCalls.get(token);
+    if (!call) return Status.NOT_FOUND;
+    call.handle.send(message, endStream);
+    return Status.OK;
+  }
+
+  grpcCancel(token: number): StatusCode {
+    const call = this.#grpcCalls.get(token);
+    if (!call) return Status.NOT_FOUND;
+    call.handle.cancel();
+    this.#grpcCalls.delete(token);
+    return Status.OK;
+  }
+
+  grpcClose(token: number): StatusCode {
+    const call = this.#grpcCalls.get(token);
+    if (!call) return Status.NOT_FOUND;
+    // Half-close: the call stays until the server's status arrives.
+    call.handle.close();
+    return Status.OK;
+  }
+
+  grpcDelivery() {
+    return this.#grpcDelivery;
   }
 
   callResponse(): CallResponse | undefined {
@@ -369,6 +467,8 @@ export class PluginVm implements AbiHost {
     if (this.root.tick) clearInterval(this.root.tick);
     for (const owner of this.#queueOwners.values()) sharedQueues.release(owner);
     this.#pendingCalls.clear();
+    for (const call of this.#grpcCalls.values()) call.handle.cancel();
+    this.#grpcCalls.clear();
     if (this.vm.failure) return;
     try {
       this.callIn(this.root, 'proxy_on_done', this.root.id);

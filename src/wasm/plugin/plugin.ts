@@ -6,6 +6,7 @@ import type { Resource, WasmPluginSpec } from '../../config/types.ts';
 import type { Logger, LogLevels } from '../../observability/logger.ts';
 import { PINO_METHOD } from '../../observability/logger.ts';
 import type { Callouts } from '../../router/callouts.ts';
+import type { GrpcCallouts } from '../../router/grpc-callouts.ts';
 import { type PluginIdentity, PluginStartError, PluginVm } from '../host/plugin-vm.ts';
 import { compileModule, inspectModule, type ModuleInfo } from '../runtime/module.ts';
 import type { PluginHandle } from './http-filter.ts';
@@ -100,6 +101,7 @@ export class Plugin implements PluginHandle {
   trapCount = 0;
 
   readonly #callouts: Callouts | undefined;
+  readonly #grpc: GrpcCallouts | undefined;
 
   constructor(
     resource: Resource<WasmPluginSpec>,
@@ -107,8 +109,10 @@ export class Plugin implements PluginHandle {
     levels: LogLevels,
     callouts?: Callouts,
     proxy?: ProxyNode,
+    grpc?: GrpcCallouts,
   ) {
     this.#callouts = callouts;
+    this.#grpc = grpc;
     this.resource = resource;
     this.identity = pluginIdentity(resource, proxy);
     this.name = this.identity.name;
@@ -150,6 +154,7 @@ export class Plugin implements PluginHandle {
         warn: (message) => this.#logger.warn(`wasm ${this.name}: ${message}`),
       },
       this.#callouts,
+      this.#grpc,
     );
     vm.start();
     return vm;
