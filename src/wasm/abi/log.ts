@@ -6,7 +6,9 @@ export function logFunctions(h: AbiHost) {
   return {
     proxy_log: (level: number, ptr: number, size: number) => {
       if (level < 0 || level > 5) return Status.BAD_ARGUMENT;
-      h.log(level, h.memory.string(ptr, size));
+      // Below the plugin's level: check the range, skip decoding.
+      if (level < h.logLevel()) h.memory.view(ptr, size);
+      else h.log(level, h.memory.string(ptr, size));
       return Status.OK;
     },
     proxy_get_log_level: (retLevelPtr: number) => {

@@ -373,8 +373,8 @@ export class PluginVm implements AbiHost {
       this.memory.setU32(retSizePtr, 0);
       return Status.OK;
     }
-    // Copy first: the allocator may grow memory and detach views of it.
-    const copy = bytes.slice();
+    // A view of guest memory must be copied first: the allocator may grow memory and detach it.
+    const copy = bytes.buffer === this.memory.buffer ? bytes.slice() : bytes;
     const ptr = this.vm.allocate(copy.length);
     if (ptr === 0) return Status.INVALID_MEMORY_ACCESS;
     this.memory.write(ptr, copy);

@@ -28,6 +28,11 @@ export class GuestMemory {
     }
   }
 
+  /** The current backing buffer (changes when memory grows). */
+  get buffer(): ArrayBufferLike {
+    return this.#memory.buffer;
+  }
+
   get size(): number {
     return this.#memory.buffer.byteLength;
   }
