@@ -184,11 +184,29 @@ class WasmHttpFilter extends BaseContext implements HttpFilter {
   onDestroy(): void {
     if (!this.#created || !this.#vm) return;
     const vm = this.#vm;
-    if (!vm.failed) {
-      this.#call('proxy_on_done', this.id);
-      if (!vm.failed) this.#call('proxy_on_delete', this.id);
+    if (!vm.failed && vm.vm.has('proxy_on_done')) {
+      // false: the plugin finishes later with proxy_done (e.g. after a callout); keep the context.
+      if (this.#call('proxy_on_done', this.id) === 0 && !vm.failed) {
+        this.#awaitingDone = true;
+        return;
+      }
     }
+    this.#delete();
+  }
+
+  #awaitingDone = false;
+
+  #delete(): void {
+    const vm = this.#vm!;
+    if (!vm.failed) this.#call('proxy_on_delete', this.id);
     vm.unregister(this.id);
+  }
+
+  override done(): StatusCode {
+    if (!this.#awaitingDone) return Status.NOT_FOUND;
+    this.#awaitingDone = false;
+    this.#vm!.vm.defer(() => this.#delete());
+    return Status.OK;
   }
 
   // ---- AbiContext ----
