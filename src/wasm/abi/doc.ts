@@ -1,6 +1,45 @@
 // Renders docs/abi.md from the host function table (npm run docs:abi; a test keeps them equal).
 import { HOST_FUNCTIONS } from './table.ts';
 
+const CALLBACKS: [string, string][] = [
+  [
+    '_initialize / main / _start',
+    'start-up: _initialize then main (or __main_void); else _start, where proc_exit(0) ends start-up; an AssemblyScript start section runs at instantiation',
+  ],
+  ['proxy_on_memory_allocate / malloc', 'to copy every returned value into the guest (never with size 0)'],
+  [
+    'proxy_on_context_create',
+    'root: at start-up (plugin configuration readable); stream: lazily at request headers, or in the log phase',
+  ],
+  ['proxy_on_vm_start', 'once per root context, with the root id; false fails the plugin'],
+  ['proxy_on_configure', 'with the JSON text of pluginConfig; false fails the plugin'],
+  [
+    'proxy_on_request_headers / _body / _trailers',
+    'as the request arrives; bodies chunk by chunk, the whole buffer again after Pause',
+  ],
+  [
+    'proxy_on_response_headers / _body / _trailers',
+    'as the response arrives, filters in reverse order; local replies too',
+  ],
+  ['proxy_on_log', 'access-log phase, every filter, before on_done (Envoy HTTP order)'],
+  ['proxy_on_done / proxy_on_delete', 'stream end; on_done=false waits for proxy_done'],
+  ['proxy_on_tick', 'every proxy_set_tick_period_milliseconds, on the root context'],
+  ['proxy_on_queue_ready', 'after an enqueue, on the registering root context'],
+  [
+    'proxy_on_http_call_response',
+    'on the root context (SDKs re-target with set_effective_context); 0 headers = failure',
+  ],
+  [
+    'proxy_on_grpc_receive_initial_metadata / _receive / _receive_trailing_metadata / _close',
+    'gRPC callouts, on the root context; the AssemblyScript spelling proxy_on_grpc_trailing_metadata is honoured',
+  ],
+  [
+    'proxy_on_new_connection, proxy_on_downstream_data, proxy_on_upstream_data, *_connection_close',
+    'not yet: NETWORK plugins belong to the L4 issue',
+  ],
+  ['proxy_on_foreign_function', 'not called: no host events are registered'],
+];
+
 export function renderAbiDoc(): string {
   const counts = { implemented: 0, partial: 0, unimplemented: 0 };
   for (const f of HOST_FUNCTIONS) counts[f.support]++;
@@ -25,6 +64,8 @@ export function renderAbiDoc(): string {
       `| \`${f.name}\` | ${module} | ${f.area} | ${f.since} | ${f.support} | ${f.note.replaceAll('|', '\\|')} |`,
     );
   }
+  lines.push('', '## Callbacks (module exports)', '', '| export | when wasmgate calls it |', '|---|---|');
+  for (const [name, when] of CALLBACKS) lines.push(`| \`${name}\` | ${when} |`);
   lines.push('');
   return lines.join('\n');
 }
