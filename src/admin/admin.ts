@@ -13,6 +13,9 @@ export interface AdminOptions {
   startedAt: number;
 }
 
+/** Envoy's level names, by Proxy-Wasm level number (6 = off). */
+const LEVEL_NAMES = ['trace', 'debug', 'info', 'warning', 'error', 'critical', 'off'];
+
 const MUTATIONS = new Set(['/logging', '/quitquitquit', '/healthcheck/fail', '/healthcheck/ok', '/reload']);
 
 export class AdminServer {
@@ -137,13 +140,10 @@ export class AdminServer {
       }
       changes.push(`${key}: ${value}`);
     }
-    const lines = [
-      `active loggers:`,
-      `  wasm: ${['trace', 'debug', 'info', 'warning', 'error', 'critical', 'off'][this.#levels.wasm]}`,
-    ];
+    const lines = [`active loggers:`, `  wasm: ${LEVEL_NAMES[this.#levels.wasm]}`];
     for (const name of this.#gateway.plugins.keys()) {
       const n = this.#levels.pluginLevel(name);
-      lines.push(`  ${name}: ${['trace', 'debug', 'info', 'warning', 'error', 'critical', 'off'][n]}`);
+      lines.push(`  ${name}: ${LEVEL_NAMES[n]}`);
     }
     this.#send(res, 200, `${lines.join('\n')}\n`);
   }

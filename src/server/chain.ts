@@ -12,8 +12,9 @@ export interface ProxyIdentity {
 
 export const PHASE_ORDER: readonly Phase[] = ['AUTHN', 'AUTHZ', 'STATS', 'UNSPECIFIED_PHASE'];
 
-function labelsMatch(selector: Record<string, string>, labels: Record<string, string>): boolean {
-  return Object.entries(selector).every(([k, v]) => labels[k] === v);
+/** Every selector label present with the same value (an absent selector matches everything). */
+export function labelsMatch(selector: Record<string, string> | undefined, labels: Record<string, string>): boolean {
+  return Object.entries(selector ?? {}).every(([k, v]) => labels[k] === v);
 }
 
 /** Whether a WasmPlugin selects this proxy (namespace scoping, selector, targetRef). */

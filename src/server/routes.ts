@@ -2,6 +2,7 @@
 import type { LoadedConfig, Resource } from '../config/types.ts';
 import { Cluster, type Endpoint } from '../router/cluster.ts';
 import type { Route, RouteMatch, StringMatch } from '../router/route-table.ts';
+import { labelsMatch } from './chain.ts';
 
 type AnyRecord = Record<string, unknown>;
 
@@ -9,10 +10,6 @@ export interface ListenerPlan {
   port: number;
   /** Gateways (namespace/name) with a server on this port. */
   gateways: string[];
-}
-
-function labelsMatch(selector: Record<string, string> | undefined, labels: Record<string, string>): boolean {
-  return Object.entries(selector ?? {}).every(([k, v]) => labels[k] === v);
 }
 
 /** Gateways whose selector picks this proxy, and the HTTP ports their servers open. */
