@@ -32,6 +32,7 @@ import { createCipheriv, createHash, randomBytes, randomUUID } from 'node:crypto
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { deflateSync, gzipSync } from 'node:zlib';
+import { parseDurationMs } from '../config/duration.ts';
 
 /** postman httpbin's /status/418 body (httpbin/helpers.py ASCII_ART), byte for byte. */
 export const TEAPOT = `
@@ -243,24 +244,8 @@ function atoi(s: string): number | null {
 
 /** A Go duration (`1.5s`, `300ms`, `1m30s`) or float seconds, in milliseconds; null if invalid. */
 function parseDuration(s: string): number | null {
-  const units: Record<string, number> = {
-    ns: 1e-6,
-    us: 1e-3,
-    µs: 1e-3,
-    μs: 1e-3,
-    ms: 1,
-    s: 1000,
-    m: 60_000,
-    h: 3_600_000,
-  };
-  const go = /^([+-]?)((?:(?:\d+\.?\d*|\.\d+)(?:ns|us|µs|μs|ms|s|m|h))+)$/.exec(s);
-  if (go) {
-    let ms = 0;
-    for (const [, n, unit] of go[2]!.matchAll(/(\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h)/g))
-      ms += Number(n) * units[unit!]!;
-    return go[1] === '-' ? -ms : ms;
-  }
-  if (s === '0') return 0;
+  const go = parseDurationMs(s);
+  if (go !== undefined) return go;
   if (!/^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/.test(s)) return null;
   return Math.trunc(Number(s) * 1000);
 }
