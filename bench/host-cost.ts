@@ -7,7 +7,7 @@ import wabtInit from 'wabt';
 import type { FilterFactory } from '../src/pipeline/filter.ts';
 import { FilterManager, type UpstreamRequest } from '../src/pipeline/filter-manager.ts';
 import { HeaderMap } from '../src/pipeline/headers.ts';
-import { HttpStream } from '../src/pipeline/stream.ts';
+import { HttpStream, newStreamInfo } from '../src/pipeline/stream.ts';
 import { PluginVm } from '../src/wasm/host/plugin-vm.ts';
 import { WasmFilterFactory } from '../src/wasm/plugin/http-filter.ts';
 import { inspectModule } from '../src/wasm/runtime/module.ts';
@@ -116,26 +116,15 @@ function runRequests(chain: FilterFactory[]): number {
         [':authority', 'bench'],
         ['user-agent', 'bench'],
       ]),
-      {
-        startTime: 0,
-        startHr: 0n,
+      newStreamInfo({
         requestId: 'r',
         protocol: 'HTTP/1.1',
         downstreamRemoteAddress: '127.0.0.1',
         downstreamRemotePort: 1,
         downstreamLocalAddress: '127.0.0.1',
         downstreamLocalPort: 2,
-        bytesReceived: 0,
-        bytesSent: 0,
-        responseCode: 0,
-        responseCodeDetails: '',
-        responseFlags: [],
-        upstreamHost: '',
-        upstreamCluster: '',
-        upstreamServiceTimeMs: undefined,
-        routeName: '',
         connectionId: 1,
-      },
+      }),
     );
     let manager: FilterManager;
     const upstream: UpstreamRequest = {

@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net';
 import type { FilterFactory } from '../pipeline/filter.ts';
 import { FilterManager } from '../pipeline/filter-manager.ts';
 import { HeaderMap } from '../pipeline/headers.ts';
-import { HttpStream } from '../pipeline/stream.ts';
+import { HttpStream, newStreamInfo } from '../pipeline/stream.ts';
 import { hopByHopNames } from '../router/hop-by-hop.ts';
 import type { RouteTable } from '../router/route-table.ts';
 import { createUpstreamRequest } from '../router/router.ts';
@@ -100,26 +100,18 @@ export class HttpListener {
       requestId = randomUUID();
       headers.add('x-request-id', requestId);
     }
-    const stream = new HttpStream(headers, {
-      startTime: Date.now(),
-      startHr: process.hrtime.bigint(),
-      requestId,
-      protocol: `HTTP/${req.httpVersion}`,
-      downstreamRemoteAddress: remote,
-      downstreamRemotePort: socket.remotePort ?? 0,
-      downstreamLocalAddress: socket.localAddress ?? '',
-      downstreamLocalPort: socket.localPort ?? 0,
-      bytesReceived: 0,
-      bytesSent: 0,
-      responseCode: 0,
-      responseCodeDetails: '',
-      responseFlags: [],
-      upstreamHost: '',
-      upstreamCluster: '',
-      upstreamServiceTimeMs: undefined,
-      routeName: '',
-      connectionId: connectionIds.get(socket) ?? nextConnectionId(socket),
-    });
+    const stream = new HttpStream(
+      headers,
+      newStreamInfo({
+        requestId,
+        protocol: `HTTP/${req.httpVersion}`,
+        downstreamRemoteAddress: remote,
+        downstreamRemotePort: socket.remotePort ?? 0,
+        downstreamLocalAddress: socket.localAddress ?? '',
+        downstreamLocalPort: socket.localPort ?? 0,
+        connectionId: connectionIds.get(socket) ?? nextConnectionId(socket),
+      }),
+    );
     const isHead = req.method === 'HEAD';
     const drainWaiters: (() => void)[] = [];
     res.on('drain', () => {

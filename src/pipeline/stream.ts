@@ -23,6 +23,35 @@ export interface StreamInfo {
   connectionId: number;
 }
 
+/** What the listener knows when a request arrives; the rest of StreamInfo starts empty. */
+export type DownstreamInfo = Pick<
+  StreamInfo,
+  | 'requestId'
+  | 'protocol'
+  | 'downstreamRemoteAddress'
+  | 'downstreamRemotePort'
+  | 'downstreamLocalAddress'
+  | 'downstreamLocalPort'
+  | 'connectionId'
+>;
+
+export function newStreamInfo(downstream: DownstreamInfo): StreamInfo {
+  return {
+    ...downstream,
+    startTime: Date.now(),
+    startHr: process.hrtime.bigint(),
+    bytesReceived: 0,
+    bytesSent: 0,
+    responseCode: 0,
+    responseCodeDetails: '',
+    responseFlags: [],
+    upstreamHost: '',
+    upstreamCluster: '',
+    upstreamServiceTimeMs: undefined,
+    routeName: '',
+  };
+}
+
 export class HttpStream {
   readonly requestHeaders: HeaderMap;
   requestTrailers: HeaderMap | undefined;
