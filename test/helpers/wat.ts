@@ -26,6 +26,17 @@ export function tempModule(bytes: Uint8Array | string, name = 'plugin.wasm'): { 
 }
 
 /**
+ * What every test module needs to be a Proxy-Wasm plugin: the ABI marker and a bump allocator
+ * over the global $heap (each module declares $heap with its own start).
+ */
+const PLUGIN_BASICS = `  (func (export "proxy_abi_version_0_2_1"))
+  (func (export "proxy_on_memory_allocate") (param $size i32) (result i32)
+    (local $p i32)
+    (local.set $p (global.get $heap))
+    (global.set $heap (i32.add (global.get $heap) (i32.and (i32.add (local.get $size) (i32.const 7)) (i32.const -8))))
+    (local.get $p))`;
+
+/**
  * A header plugin in WAT: requests without `allow` get 403 "denied by wat"; a request with a
  * `trap` header traps; responses get `x-wat: 1`. Logs "wat: request headers" at info.
  */
@@ -43,12 +54,7 @@ export const HEADER_PLUGIN_WAT = `
   (data (i32.const 64) "x-wat")
   (data (i32.const 80) "1")
   (data (i32.const 96) "wat: request headers")
-  (func (export "proxy_abi_version_0_2_1"))
-  (func (export "proxy_on_memory_allocate") (param $size i32) (result i32)
-    (local $p i32)
-    (local.set $p (global.get $heap))
-    (global.set $heap (i32.add (global.get $heap) (i32.and (i32.add (local.get $size) (i32.const 7)) (i32.const -8))))
-    (local.get $p))
+${PLUGIN_BASICS}
   (func (export "proxy_on_context_create") (param i32 i32))
   (func (export "proxy_on_vm_start") (param i32 i32) (result i32) (i32.const 1))
   (func (export "proxy_on_configure") (param i32 i32) (result i32) (i32.const 1))
@@ -99,12 +105,7 @@ export const HOSTILE_WAT = `
   (data (i32.const 80) "x-loop-reply")
   (data (i32.const 96) "first")
   (data (i32.const 112) "second")
-  (func (export "proxy_abi_version_0_2_1"))
-  (func (export "proxy_on_memory_allocate") (param $size i32) (result i32)
-    (local $p i32)
-    (local.set $p (global.get $heap))
-    (global.set $heap (i32.add (global.get $heap) (i32.and (i32.add (local.get $size) (i32.const 7)) (i32.const -8))))
-    (local.get $p))
+${PLUGIN_BASICS}
   (func $put (param $i i32) (param $status i32)
     (i32.store8 (i32.add (i32.const 512) (local.get $i)) (i32.add (i32.const 65) (local.get $status))))
   (func $has (param $ptr i32) (param $len i32) (result i32)
@@ -157,12 +158,7 @@ export const GRPC_CLIENT_WAT = `
   (data (i32.const 48) "test.Echo")
   (data (i32.const 64) "Echo")
   ;; serialized pairs: 1 header, "x-grpc-status" (13) = value (1 or 2 chars) at 200
-  (func (export "proxy_abi_version_0_2_1"))
-  (func (export "proxy_on_memory_allocate") (param $size i32) (result i32)
-    (local $p i32)
-    (local.set $p (global.get $heap))
-    (global.set $heap (i32.add (global.get $heap) (i32.and (i32.add (local.get $size) (i32.const 7)) (i32.const -8))))
-    (local.get $p))
+${PLUGIN_BASICS}
   (func (export "proxy_on_request_headers") (param $ctx i32) (param $n i32) (param $eos i32) (result i32)
     (if (call $get (i32.const 0) (i32.const 16) (i32.const 10) (i32.const 1024) (i32.const 1028))
       (then (return (i32.const 0))))
