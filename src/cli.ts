@@ -6,9 +6,7 @@ import { formatProblem } from './config/format.ts';
 import { loadConfig } from './config/load.ts';
 import type { LoadedConfig, Problem } from './config/types.ts';
 import { createLogger, LogLevels, levelNumber } from './observability/logger.ts';
-import { httpChain } from './server/chain.ts';
-import { Gateway } from './server/gateway.ts';
-import { planListeners } from './server/routes.ts';
+import { Gateway, planProxy } from './server/gateway.ts';
 import { loadModule } from './wasm/plugin/plugin.ts';
 
 const VERSION: string = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version;
@@ -122,17 +120,13 @@ async function validate(paths: string[], values: ReturnType<typeof parse>['value
   const problems = [...config.problems, ...(await moduleWarnings(config))];
   printProblems(problems);
   if (problems.some((p) => p.severity === 'error')) return 1;
-  const labels = labelsOption(values.label);
-  let plans = planListeners(config, labels);
-  if (plans.length === 0) plans = [{ port: 8080, gateways: [] }];
-  const identity = {
+  const { plans, chains } = planProxy(config, {
     namespace: values.namespace ?? 'istio-system',
-    labels,
+    labels: labelsOption(values.label),
     rootNamespace: values['root-namespace'] ?? 'istio-system',
-    gateways: plans.flatMap((p) => p.gateways),
-  };
-  for (const plan of plans) {
-    const chain = httpChain(config.wasmPlugins, identity, plan.port).map(
+  });
+  for (const [i, plan] of plans.entries()) {
+    const chain = chains[i]!.map(
       (p) => `${p.metadata.namespace}.${p.metadata.name} (${p.spec.phase}, priority ${p.spec.priority})`,
     );
     process.stdout.write(`listener :${plan.port}: ${[...chain, 'router'].join(' -> ')}\n`);

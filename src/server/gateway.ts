@@ -1,7 +1,7 @@
 // Assembles a running proxy from loaded configuration: plugins, per-listener filter chains,
 // routes and clusters, listeners, and the access log.
 import { createWriteStream, type WriteStream } from 'node:fs';
-import type { LoadedConfig } from '../config/types.ts';
+import type { LoadedConfig, Resource, WasmPluginSpec } from '../config/types.ts';
 import { HttpListener } from '../listener/http-listener.ts';
 import { formatAccessLog } from '../observability/access-log.ts';
 import type { Logger, LogLevels } from '../observability/logger.ts';
@@ -12,7 +12,7 @@ import { RouteTable } from '../router/route-table.ts';
 import { WasmFilterFactory } from '../wasm/plugin/http-filter.ts';
 import { type LoadedModule, loadModule, Plugin } from '../wasm/plugin/plugin.ts';
 import { httpChain, type ProxyIdentity } from './chain.ts';
-import { buildRoutes, ClusterSet, planListeners, resolveCluster, upstreamRoute } from './routes.ts';
+import { buildRoutes, ClusterSet, type ListenerPlan, planListeners, resolveCluster, upstreamRoute } from './routes.ts';
 
 export interface GatewayOptions {
   host: string;
@@ -31,6 +31,26 @@ export interface ListenerSummary {
   port: number;
   chain: string[];
   routes: string[];
+}
+
+/**
+ * The listeners this proxy opens (the selected Gateways' ports, or `port`, or 8080) and the
+ * WasmPlugin chain on each, in execution order. `run` starts exactly what `validate` prints.
+ */
+export function planProxy(
+  config: LoadedConfig,
+  options: Pick<GatewayOptions, 'port' | 'namespace' | 'labels' | 'rootNamespace'>,
+): { plans: ListenerPlan[]; chains: Resource<WasmPluginSpec>[][] } {
+  let plans = planListeners(config, options.labels);
+  if (options.port !== undefined) plans = [{ port: options.port, gateways: plans.flatMap((p) => p.gateways) }];
+  if (plans.length === 0) plans = [{ port: 8080, gateways: [] }];
+  const identity: ProxyIdentity = {
+    namespace: options.namespace,
+    labels: options.labels,
+    rootNamespace: options.rootNamespace,
+    gateways: [...new Set(plans.flatMap((p) => p.gateways))],
+  };
+  return { plans, chains: plans.map((plan) => httpChain(config.wasmPlugins, identity, plan.port)) };
 }
 
 export class Gateway {
@@ -59,22 +79,11 @@ export class Gateway {
   ): Promise<Gateway> {
     const gw = new Gateway(logger);
     gw.#openAccessLog(options.accessLog);
-    let plans = planListeners(config, options.labels);
-    if (options.port !== undefined) {
-      plans = [{ port: options.port, gateways: plans.flatMap((p) => p.gateways) }];
-    }
-    if (plans.length === 0) plans = [{ port: 8080, gateways: [] }];
-    const identity: ProxyIdentity = {
-      namespace: options.namespace,
-      labels: options.labels,
-      rootNamespace: options.rootNamespace,
-      gateways: [...new Set(plans.flatMap((p) => p.gateways))],
-    };
+    const { plans, chains } = planProxy(config, options);
     const callouts = new ClusterCallouts((name) => resolveCluster(config, gw.#clusters, name));
     gw.#grpc = new Http2GrpcCallouts((name) => resolveCluster(config, gw.#clusters, name));
     // One Plugin per WasmPlugin resource; modules compiled once per URL.
     const modules = new Map<string, Promise<LoadedModule>>();
-    const chains = plans.map((plan) => httpChain(config.wasmPlugins, identity, plan.port));
     for (const resource of chains.flat()) {
       const key = `${resource.metadata.namespace}.${resource.metadata.name}`;
       if (gw.plugins.has(key)) continue;
