@@ -168,6 +168,8 @@ export async function loadConfig(paths: string[], opts: { defaultNamespace?: str
     gateways: [],
     virtualServices: [],
     serviceEntries: [],
+    requestAuthentications: [],
+    authorizationPolicies: [],
     problems: [],
   };
   const state: LoadState = {

@@ -234,6 +234,101 @@ export interface ServiceEntrySpec {
   [field: string]: unknown;
 }
 
+// RequestAuthentication and AuthorizationPolicy (security.istio.io/v1, v1beta1), with defaults applied
+// by the loader: absent lists are [], action defaults to ALLOW.
+
+/** Selects workloads as WasmPlugin does: selector, or targetRef(s) to a Gateway in the same namespace. */
+export interface PolicyTargeting {
+  selector?: { matchLabels: Record<string, string> };
+  targetRef?: TargetRef;
+  targetRefs?: TargetRef[];
+}
+
+export interface JwtHeader {
+  name: string;
+  /** Stripped from the header value before the token is read, e.g. "Bearer ". */
+  prefix?: string;
+}
+
+export interface ClaimToHeader {
+  header: string;
+  /** A claim name; nested claims are dot-separated ("a.b"). */
+  claim: string;
+}
+
+export interface JWTRule {
+  issuer: string;
+  /** [] means any audience. */
+  audiences: string[];
+  jwksUri?: string;
+  /** Inline JWKS, a JSON string. */
+  jwks?: string;
+  /** [] means the default: Authorization with prefix "Bearer ". */
+  fromHeaders: JwtHeader[];
+  /** [] means the default: the access_token query parameter (only when fromHeaders is also []). */
+  fromParams: string[];
+  fromCookies: string[];
+  outputPayloadToHeader?: string;
+  forwardOriginalToken: boolean;
+  outputClaimToHeaders: ClaimToHeader[];
+  /** JWKS fetch timeout, a Go duration (default 5s). */
+  timeout?: string;
+}
+
+export interface RequestAuthenticationSpec extends PolicyTargeting {
+  jwtRules: JWTRule[];
+}
+
+export interface AuthzSource {
+  principals?: string[];
+  notPrincipals?: string[];
+  requestPrincipals?: string[];
+  notRequestPrincipals?: string[];
+  namespaces?: string[];
+  notNamespaces?: string[];
+  ipBlocks?: string[];
+  notIpBlocks?: string[];
+  remoteIpBlocks?: string[];
+  notRemoteIpBlocks?: string[];
+  serviceAccounts?: string[];
+  notServiceAccounts?: string[];
+}
+
+export interface AuthzOperation {
+  hosts?: string[];
+  notHosts?: string[];
+  ports?: string[];
+  notPorts?: string[];
+  methods?: string[];
+  notMethods?: string[];
+  paths?: string[];
+  notPaths?: string[];
+}
+
+export interface AuthzCondition {
+  key: string;
+  values?: string[];
+  notValues?: string[];
+}
+
+export interface AuthzRule {
+  from: { source: AuthzSource }[];
+  to: { operation: AuthzOperation }[];
+  when: AuthzCondition[];
+}
+
+export type AuthzAction = 'ALLOW' | 'DENY' | 'AUDIT' | 'CUSTOM';
+
+export interface AuthorizationPolicySpec extends PolicyTargeting {
+  /**
+   * [] (rules absent) matches nothing: an ALLOW policy without rules denies every request, as
+   * Istio's "allow-nothing" policy does; a rule `{}` matches every request.
+   */
+  rules: AuthzRule[];
+  action: AuthzAction;
+  provider?: { name: string };
+}
+
 export interface LoadedConfig {
   /** Every file read, as named (folders expanded), in load order. */
   files: string[];
@@ -242,6 +337,8 @@ export interface LoadedConfig {
   gateways: Resource<GatewaySpec>[];
   virtualServices: Resource<VirtualServiceSpec>[];
   serviceEntries: Resource<ServiceEntrySpec>[];
+  requestAuthentications: Resource<RequestAuthenticationSpec>[];
+  authorizationPolicies: Resource<AuthorizationPolicySpec>[];
   /** Errors and warnings, in file order then position. */
   problems: Problem[];
 }

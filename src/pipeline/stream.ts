@@ -52,6 +52,19 @@ export function newStreamInfo(downstream: DownstreamInfo): StreamInfo {
   };
 }
 
+/** What the built-in authn filter established about the request's JWT, for authz and properties. */
+export interface RequestAuth {
+  /** `<iss>/<sub>`, as Istio's request.auth.principal. */
+  principal: string;
+  issuer: string;
+  subject: string;
+  audiences: string[];
+  /** The azp claim, or "". */
+  presenter: string;
+  /** The verified token's payload. */
+  claims: Record<string, unknown>;
+}
+
 export class HttpStream {
   readonly requestHeaders: HeaderMap;
   requestTrailers: HeaderMap | undefined;
@@ -60,6 +73,8 @@ export class HttpStream {
   readonly info: StreamInfo;
   /** Values set by plugins through proxy_set_property, keyed by the NUL-joined path. */
   readonly properties = new Map<string, Uint8Array>();
+  /** Set by the authn filter when a request carried a valid JWT; absent means unauthenticated. */
+  auth: RequestAuth | undefined;
   /** True once response headers went to the client: no local reply can replace them now. */
   responseStarted = false;
   /** True when the response is a local reply (filter or proxy generated). */

@@ -1,6 +1,6 @@
 // Which WasmPlugins apply to this proxy and in which order they run (phase, then priority
 // descending, then namespace and name), as Istio computes the chain for a workload.
-import type { Phase, Resource, WasmPluginSpec } from '../config/types.ts';
+import type { Phase, PolicyTargeting, Resource, WasmPluginSpec } from '../config/types.ts';
 
 export interface ProxyIdentity {
   namespace: string;
@@ -17,8 +17,11 @@ export function labelsMatch(selector: Record<string, string> | undefined, labels
   return Object.entries(selector ?? {}).every(([k, v]) => labels[k] === v);
 }
 
-/** Whether a WasmPlugin selects this proxy (namespace scoping, selector, targetRef). */
-export function pluginApplies(p: Resource<WasmPluginSpec>, id: ProxyIdentity): boolean {
+/**
+ * Whether a WasmPlugin, RequestAuthentication or AuthorizationPolicy selects this proxy: targetRef(s)
+ * to one of its Gateways, else its namespace or the root namespace, narrowed by selector.matchLabels.
+ */
+export function pluginApplies(p: Resource<PolicyTargeting>, id: ProxyIdentity): boolean {
   const ns = p.metadata.namespace;
   const refs = [...(p.spec.targetRefs ?? []), ...(p.spec.targetRef ? [p.spec.targetRef] : [])];
   if (refs.length > 0) {
