@@ -106,6 +106,7 @@ const plugin = {
   failOpen: false,
   trapped: () => {},
   skipped: () => {},
+  rejected: () => {},
 };
 function runRequests(chain: FilterFactory[]): number {
   const run = () => {

@@ -6,6 +6,7 @@ import { formatProblem } from './config/format.ts';
 import { loadConfig } from './config/load.ts';
 import type { LoadedConfig, Problem } from './config/types.ts';
 import { createLogger, LogLevels, levelNumber } from './observability/logger.ts';
+import { entryName } from './server/chain.ts';
 import { Gateway, planProxy } from './server/gateway.ts';
 import { loadModule } from './wasm/plugin/plugin.ts';
 
@@ -126,8 +127,8 @@ async function validate(paths: string[], values: ReturnType<typeof parse>['value
     rootNamespace: values['root-namespace'] ?? 'istio-system',
   });
   for (const [i, plan] of plans.entries()) {
-    const chain = chains[i]!.map(
-      (p) => `${p.metadata.namespace}.${p.metadata.name} (${p.spec.phase}, priority ${p.spec.priority})`,
+    const chain = chains[i]!.map((e) =>
+      e.kind === 'builtin' ? e.name : `${entryName(e)} (${e.plugin.spec.phase}, priority ${e.plugin.spec.priority})`,
     );
     process.stdout.write(`listener :${plan.port}: ${[...chain, 'router'].join(' -> ')}\n`);
   }

@@ -3,7 +3,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { LogLevels } from '../observability/logger.ts';
-import { renderPluginMetrics } from '../observability/plugin-metrics.ts';
+import { renderPluginMetrics, renderPluginStatus } from '../observability/plugin-metrics.ts';
 import type { Gateway } from '../server/gateway.ts';
 
 export interface AdminOptions {
@@ -86,13 +86,12 @@ export class AdminServer {
           'application/json',
         );
         return;
-      case '/stats/prometheus': {
-        const metrics = [...this.#gateway.plugins.values()].flatMap((p) =>
-          p.vm ? [...p.vm.metrics.byId.values()] : [],
+      case '/stats/prometheus':
+        this.#prometheus().then(
+          (text) => this.#send(res, 200, text, 'text/plain; version=0.0.4; charset=utf-8'),
+          (err: Error) => this.#send(res, 500, `metrics failed: ${err.message}\n`),
         );
-        this.#send(res, 200, renderPluginMetrics(metrics), 'text/plain; version=0.0.4; charset=utf-8');
         return;
-      }
       case '/config_dump':
         this.#send(res, 200, JSON.stringify(this.#configDump(), null, 2), 'application/json');
         return;
@@ -126,6 +125,12 @@ export class AdminServer {
       default:
         this.#send(res, 404, 'not found\n');
     }
+  }
+
+  async #prometheus(): Promise<string> {
+    const plugins = [...this.#gateway.plugins.values()];
+    const metrics = plugins.flatMap((p) => (p.vm ? [...p.vm.metrics.byId.values()] : []));
+    return (await this.#gateway.metrics.text()) + renderPluginStatus(plugins) + renderPluginMetrics(metrics);
   }
 
   #logging(url: URL, res: http.ServerResponse): void {

@@ -28,3 +28,33 @@ export function renderPluginMetrics(metrics: Iterable<PluginMetric>): string {
   }
   return lines.length > 0 ? `${lines.join('\n')}\n` : '';
 }
+
+export interface PluginStatus {
+  name: string;
+  failure: string | undefined;
+  skippedCount: number;
+  rejectedCount: number;
+}
+
+function labelValue(v: string): string {
+  return v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
+}
+
+/** Each plugin's health and what its failStrategy did: requests skipped (FAIL_OPEN) or rejected (FAIL_CLOSE). */
+export function renderPluginStatus(plugins: Iterable<PluginStatus>): string {
+  const all = [...plugins];
+  if (all.length === 0) return '';
+  const rows = (metric: string, value: (p: PluginStatus) => number) =>
+    all.map((p) => `${metric}{plugin="${labelValue(p.name)}"} ${value(p)}`);
+  return `${[
+    '# HELP wasmgate_wasm_plugin_failed 1 when the plugin cannot serve (fetch, load, start or trap failure)',
+    '# TYPE wasmgate_wasm_plugin_failed gauge',
+    ...rows('wasmgate_wasm_plugin_failed', (p) => (p.failure ? 1 : 0)),
+    '# HELP wasmgate_wasm_plugin_fail_open_total Requests that skipped a failed plugin (failStrategy FAIL_OPEN)',
+    '# TYPE wasmgate_wasm_plugin_fail_open_total counter',
+    ...rows('wasmgate_wasm_plugin_fail_open_total', (p) => p.skippedCount),
+    '# HELP wasmgate_wasm_plugin_fail_close_total Requests answered 503 because a plugin failed (failStrategy FAIL_CLOSE)',
+    '# TYPE wasmgate_wasm_plugin_fail_close_total counter',
+    ...rows('wasmgate_wasm_plugin_fail_close_total', (p) => p.rejectedCount),
+  ].join('\n')}\n`;
+}

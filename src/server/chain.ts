@@ -60,3 +60,42 @@ export function httpChain(
     .filter((p) => p.spec.type === 'HTTP' && pluginApplies(p, id) && pluginMatchesPort(p, port))
     .sort(comparePlugins);
 }
+
+/** Istio's own HTTP filters, in the places the phases name. */
+export const BUILTIN = { authn: 'istio.authn', authz: 'istio.authz', stats: 'istio.stats' } as const;
+export type BuiltinName = (typeof BUILTIN)[keyof typeof BUILTIN];
+
+export type ChainEntry = { kind: 'wasm'; plugin: Resource<WasmPluginSpec> } | { kind: 'builtin'; name: BuiltinName };
+
+/** Which built-in filters are on for this proxy (authn and authz only when a policy selects it). */
+export interface Builtins {
+  authn: boolean;
+  authz: boolean;
+  stats: boolean;
+}
+
+/**
+ * The full HTTP filter chain of a listener, before the router: AUTHN plugins, istio.authn, AUTHZ
+ * plugins, istio.authz, STATS plugins, istio.stats, then plugins with no phase — as Istio inserts
+ * WasmPlugins around its own filters.
+ */
+export function httpFilterChain(plugins: readonly Resource<WasmPluginSpec>[], builtins: Builtins): ChainEntry[] {
+  const out: ChainEntry[] = [];
+  const after: Record<Phase, BuiltinName | undefined> = {
+    AUTHN: builtins.authn ? BUILTIN.authn : undefined,
+    AUTHZ: builtins.authz ? BUILTIN.authz : undefined,
+    STATS: builtins.stats ? BUILTIN.stats : undefined,
+    UNSPECIFIED_PHASE: undefined,
+  };
+  for (const phase of PHASE_ORDER) {
+    for (const p of plugins) if (p.spec.phase === phase) out.push({ kind: 'wasm', plugin: p });
+    const b = after[phase];
+    if (b) out.push({ kind: 'builtin', name: b });
+  }
+  return out;
+}
+
+/** How a chain entry prints in `validate`, the run log and the config dump. */
+export function entryName(e: ChainEntry): string {
+  return e.kind === 'builtin' ? e.name : `${e.plugin.metadata.namespace}.${e.plugin.metadata.name}`;
+}

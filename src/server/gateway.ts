@@ -1,7 +1,9 @@
 // Assembles a running proxy from loaded configuration: plugins, per-listener filter chains,
 // routes and clusters, listeners, and the access log.
 import { createWriteStream, type WriteStream } from 'node:fs';
-import type { LoadedConfig, Resource, WasmPluginSpec } from '../config/types.ts';
+import type { AuthorizationPolicySpec, LoadedConfig, RequestAuthenticationSpec, Resource } from '../config/types.ts';
+import { IstioMetrics } from '../filters/stats/istio-metrics.ts';
+import { StatsFilterFactory, serviceOfCluster } from '../filters/stats/stats-filter.ts';
 import { HttpListener } from '../listener/http-listener.ts';
 import { formatAccessLog } from '../observability/access-log.ts';
 import type { Logger, LogLevels } from '../observability/logger.ts';
@@ -11,7 +13,7 @@ import { Http2GrpcCallouts } from '../router/grpc-callouts.ts';
 import { RouteTable } from '../router/route-table.ts';
 import { WasmFilterFactory } from '../wasm/plugin/http-filter.ts';
 import { type LoadedModule, loadModule, Plugin } from '../wasm/plugin/plugin.ts';
-import { httpChain, type ProxyIdentity } from './chain.ts';
+import { type ChainEntry, entryName, httpChain, httpFilterChain, type ProxyIdentity, pluginApplies } from './chain.ts';
 import { buildRoutes, ClusterSet, type ListenerPlan, planListeners, resolveCluster, upstreamRoute } from './routes.ts';
 
 export interface GatewayOptions {
@@ -24,6 +26,8 @@ export interface GatewayOptions {
   rootNamespace: string;
   /** 'stdout', 'off', or a file path. */
   accessLog: string;
+  /** Istio's standard request metrics (the istio.stats filter); default on. */
+  stats?: boolean;
 }
 
 export interface ListenerSummary {
@@ -33,14 +37,23 @@ export interface ListenerSummary {
   routes: string[];
 }
 
+export interface ProxyPlan {
+  plans: ListenerPlan[];
+  /** Per listener: the HTTP filter chain before the router, WasmPlugins and built-ins in order. */
+  chains: ChainEntry[][];
+  /** The RequestAuthentications and AuthorizationPolicies that select this proxy. */
+  authn: Resource<RequestAuthenticationSpec>[];
+  authz: Resource<AuthorizationPolicySpec>[];
+}
+
 /**
  * The listeners this proxy opens (the selected Gateways' ports, or `port`, or 8080) and the
- * WasmPlugin chain on each, in execution order. `run` starts exactly what `validate` prints.
+ * filter chain on each, in execution order. `run` starts exactly what `validate` prints.
  */
 export function planProxy(
   config: LoadedConfig,
-  options: Pick<GatewayOptions, 'port' | 'namespace' | 'labels' | 'rootNamespace'>,
-): { plans: ListenerPlan[]; chains: Resource<WasmPluginSpec>[][] } {
+  options: Pick<GatewayOptions, 'port' | 'namespace' | 'labels' | 'rootNamespace' | 'stats'>,
+): ProxyPlan {
   let plans = planListeners(config, options.labels);
   if (options.port !== undefined) plans = [{ port: options.port, gateways: plans.flatMap((p) => p.gateways) }];
   if (plans.length === 0) plans = [{ port: 8080, gateways: [] }];
@@ -50,7 +63,11 @@ export function planProxy(
     rootNamespace: options.rootNamespace,
     gateways: [...new Set(plans.flatMap((p) => p.gateways))],
   };
-  return { plans, chains: plans.map((plan) => httpChain(config.wasmPlugins, identity, plan.port)) };
+  const authn = config.requestAuthentications.filter((r) => pluginApplies(r, identity));
+  const authz = config.authorizationPolicies.filter((r) => pluginApplies(r, identity));
+  const builtins = { authn: authn.length > 0, authz: authz.length > 0, stats: options.stats !== false };
+  const chains = plans.map((plan) => httpFilterChain(httpChain(config.wasmPlugins, identity, plan.port), builtins));
+  return { plans, chains, authn, authz };
 }
 
 export class Gateway {
@@ -62,6 +79,8 @@ export class Gateway {
   #accessLog: ((line: string) => void) | undefined;
   #accessStream: WriteStream | undefined;
   #grpc: Http2GrpcCallouts | undefined;
+  /** Istio's standard metrics, served by the admin port. */
+  readonly metrics = new IstioMetrics();
 
   private constructor(logger: Logger) {
     this.#logger = logger;
@@ -80,11 +99,22 @@ export class Gateway {
     const gw = new Gateway(logger);
     gw.#openAccessLog(options.accessLog);
     const { plans, chains } = planProxy(config, options);
+    const builtins = new Map<string, FilterFactory>();
+    builtins.set(
+      'istio.stats',
+      new StatsFilterFactory(
+        gw.metrics,
+        { namespace: options.namespace, labels: options.labels, workload: 'wasmgate', cluster: 'Kubernetes' },
+        (cluster) => serviceOfCluster(cluster, (host) => serviceEntryNamespace(config, host)),
+      ),
+    );
     const callouts = new ClusterCallouts((name) => resolveCluster(config, gw.#clusters, name));
     gw.#grpc = new Http2GrpcCallouts((name) => resolveCluster(config, gw.#clusters, name));
     // One Plugin per WasmPlugin resource; modules compiled once per URL.
     const modules = new Map<string, Promise<LoadedModule>>();
-    for (const resource of chains.flat()) {
+    for (const entry of chains.flat()) {
+      if (entry.kind !== 'wasm') continue;
+      const resource = entry.plugin;
       const key = `${resource.metadata.namespace}.${resource.metadata.name}`;
       if (gw.plugins.has(key)) continue;
       const plugin = new Plugin(
@@ -111,8 +141,8 @@ export class Gateway {
       const routes = options.upstream
         ? [upstreamRoute(options.upstream, gw.#clusters)]
         : buildRoutes(config, plan.gateways, gw.#clusters);
-      const chain: FilterFactory[] = chains[i]!.map(
-        (r) => new WasmFilterFactory(gw.plugins.get(`${r.metadata.namespace}.${r.metadata.name}`)!),
+      const chain: FilterFactory[] = chains[i]!.map((e) =>
+        e.kind === 'wasm' ? new WasmFilterFactory(gw.plugins.get(entryName(e))!) : builtins.get(e.name)!,
       );
       const name = `0.0.0.0_${plan.port}`;
       const listener = new HttpListener(
@@ -152,4 +182,9 @@ export class Gateway {
     await this.#clusters.close();
     this.#accessStream?.end();
   }
+}
+
+/** The namespace of the ServiceEntry that declares `host` (Istio's destination_service_namespace). */
+function serviceEntryNamespace(config: LoadedConfig, host: string): string | undefined {
+  return config.serviceEntries.find((s) => s.spec.hosts?.includes(host))?.metadata.namespace;
 }

@@ -54,7 +54,7 @@ spec:
     );
     assert.match(r.stderr, /WasmPlugin istio-system\/notwasm {2}spec\.url: not a WebAssembly module/);
     assert.match(r.stderr, /WasmPlugin istio-system\/noexports {2}spec\.url: missing Proxy-Wasm ABI version marker/);
-    assert.match(r.stdout, /listener :8080: istio-system\.missing .* -> router/);
+    assert.match(r.stdout, /listener :8080: istio\.stats -> istio-system\.missing .* -> router/);
   });
 
   test('prints the effective chain in phase and priority order', async () => {
@@ -71,7 +71,7 @@ spec:
     assert.equal(r.code, 0, r.stderr);
     assert.match(
       r.stdout,
-      /istio-system\.openid-connect \(AUTHN, priority 0\) -> istio-system\.acl-check \(AUTHZ, priority 1000\) -> istio-system\.check-header \(AUTHZ, priority 10\) -> istio-system\.last \(UNSPECIFIED_PHASE, priority 0\) -> router/,
+      /istio-system\.openid-connect \(AUTHN, priority 0\) -> istio-system\.acl-check \(AUTHZ, priority 1000\) -> istio-system\.check-header \(AUTHZ, priority 10\) -> istio\.stats -> istio-system\.last \(UNSPECIFIED_PHASE, priority 0\) -> router/,
     );
   });
 });

@@ -71,7 +71,7 @@ describe('four SDK families in one chain', () => {
   test('the chain is ordered AUTHN -> AUTHZ -> STATS -> unspecified', async () => {
     assert.match(
       proxy.stderr(),
-      /istio-system\.auth -> istio-system\.go -> istio-system\.as -> istio-system\.c -> router/,
+      /istio-system\.auth -> istio-system\.go -> istio-system\.as -> istio\.stats -> istio-system\.c -> router/,
     );
   });
 

@@ -26,6 +26,8 @@ export interface PluginHandle {
   trapped(err: Error): void;
   /** Counts a request that skipped this plugin under FAIL_OPEN. */
   skipped(): void;
+  /** Counts a request answered 503 because this plugin failed under FAIL_CLOSE. */
+  rejected(): void;
 }
 
 export class WasmFilterFactory implements FilterFactory {
@@ -95,6 +97,7 @@ class WasmHttpFilter extends BaseContext implements HttpFilter {
       this.#plugin.skipped();
       return false;
     }
+    this.#plugin.rejected();
     this.#cb.sendLocalReply({ status: 503, body: 'Service Unavailable', details: 'wasm_fail_stream' });
     return false;
   }
@@ -150,7 +153,8 @@ class WasmHttpFilter extends BaseContext implements HttpFilter {
       this.#cb.continueDecoding();
       this.#cb.continueEncoding();
     } else {
-      this.#cb.sendLocalReply({ status: 503, body: 'Service Unavailable', details: 'wasm_fail_stream' });
+      this.#plugin.rejected();
+    this.#cb.sendLocalReply({ status: 503, body: 'Service Unavailable', details: 'wasm_fail_stream' });
     }
   }
 

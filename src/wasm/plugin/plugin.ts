@@ -97,7 +97,10 @@ export class Plugin implements PluginHandle {
   failure: string | undefined;
   #reloadAttempt = 0;
   #nextReloadAt = 0;
+  /** Requests that skipped this failed plugin (FAIL_OPEN). */
   skippedCount = 0;
+  /** Requests answered 503 because this plugin failed (FAIL_CLOSE). */
+  rejectedCount = 0;
   trapCount = 0;
 
   readonly #callouts: Callouts | undefined;
@@ -196,6 +199,10 @@ export class Plugin implements PluginHandle {
 
   skipped(): void {
     this.skippedCount++;
+  }
+
+  rejected(): void {
+    this.rejectedCount++;
   }
 
   get vm(): PluginVm | undefined {
