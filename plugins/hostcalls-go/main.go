@@ -3,6 +3,7 @@
 package main
 
 import (
+	"encoding/hex"
 	"strconv"
 	"strings"
 
@@ -187,5 +188,22 @@ func (ctx *httpContext) OnHttpRequestBody(bodySize int, endOfStream bool) types.
 
 func (ctx *httpContext) OnHttpResponseHeaders(numHeaders int, endOfStream bool) types.Action {
 	_ = proxywasm.AddHttpResponseHeader("x-go-plugin", strconv.Itoa(int(ctx.contextID)))
+	if ctx.mode == "props" {
+		// x-go: props with x-props: a,b.c,... — each property path (dot-separated) read in the
+		// response phase and returned hex-encoded in x-prop-<path>, or "-" when NotFound.
+		paths, _ := proxywasm.GetHttpRequestHeader("x-props")
+		for _, path := range strings.Split(paths, ",") {
+			path = strings.TrimSpace(path)
+			if path == "" {
+				continue
+			}
+			value, err := proxywasm.GetProperty(strings.Split(path, "."))
+			out := "-"
+			if err == nil {
+				out = hex.EncodeToString(value)
+			}
+			_ = proxywasm.AddHttpResponseHeader("x-prop-"+path, out)
+		}
+	}
 	return types.ActionContinue
 }

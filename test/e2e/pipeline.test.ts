@@ -24,7 +24,7 @@ async function upstreamHeaders(url: string, init?: RequestInit) {
   return { res, headers: body.headers };
 }
 
-function marker(opts: Parameters<typeof wasmPluginYaml>[0]): string {
+function marker(opts: Omit<Parameters<typeof wasmPluginYaml>[0], 'url'>): string {
   return wasmPluginYaml({ ...opts, url: MARKER });
 }
 

@@ -14,6 +14,7 @@ import type { ModuleInfo } from '../runtime/module.ts';
 import { WasmVm } from '../runtime/vm.ts';
 import { BaseContext, readOnlyBuffer } from './context.ts';
 import { map, str } from './properties.ts';
+import { encodeNode } from './proto.ts';
 
 export interface PluginIdentity {
   /** `<namespace>.<name>`, Envoy's plugin name (property plugin_name). */
@@ -445,6 +446,9 @@ export class PluginVm implements AbiHost {
       case 'plugin_vm_id':
       case 'xds.plugin_vm_id':
         return str(this.identity.vmId);
+      case 'node':
+      case 'xds.node':
+        return this.identity.node ? encodeNode(this.identity.node) : undefined;
       case 'node.id':
         return this.identity.node ? str(this.identity.node.id) : undefined;
       case 'node.cluster':

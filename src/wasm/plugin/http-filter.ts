@@ -154,7 +154,7 @@ class WasmHttpFilter extends BaseContext implements HttpFilter {
       this.#cb.continueEncoding();
     } else {
       this.#plugin.rejected();
-    this.#cb.sendLocalReply({ status: 503, body: 'Service Unavailable', details: 'wasm_fail_stream' });
+      this.#cb.sendLocalReply({ status: 503, body: 'Service Unavailable', details: 'wasm_fail_stream' });
     }
   }
 
