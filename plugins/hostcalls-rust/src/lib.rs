@@ -138,6 +138,8 @@ impl RootContext for Root {
             metrics: self.metrics,
             counted_inflight: false,
             saw_response: false,
+            grpc_replies: Vec::new(),
+            grpc_server: String::new(),
         }))
     }
 }
@@ -155,9 +157,28 @@ struct Http {
     /// after `close`) the host answers BadArgument for the response header map, which the SDK's
     /// get_http_response_header turns into a panic, so on_log only reads `:status` when set.
     saw_response: bool,
+    /// `grpc-stream`: messages received so far and the server's initial metadata `x-server`.
+    grpc_replies: Vec<String>,
+    grpc_server: String,
 }
 
 impl Http {
+    /// `grpc-stream`: opens a bidirectional stream to `test.Echo/Chat` on the `x-grpc-cluster`
+    /// cluster and sends each comma-separated message of `x-grpc-msgs`, the last with end_stream.
+    fn open_stream(&self) -> Result<u32, Status> {
+        let cluster = self.get_http_request_header("x-grpc-cluster").unwrap_or_default();
+        let msgs = self.get_http_request_header("x-grpc-msgs").unwrap_or_default();
+        let token = self.open_grpc_stream(&cluster, "test.Echo", "Chat", vec![("x-client", b"rust")])?;
+        let parts: Vec<&str> = msgs.split(',').filter(|m| !m.is_empty()).collect();
+        for (i, m) in parts.iter().enumerate() {
+            hostcalls::send_grpc_stream_message(token, Some(m.as_bytes()), i + 1 == parts.len())?;
+        }
+        if self.mode == "grpc-cancel" {
+            hostcalls::cancel_grpc_stream(token)?;
+        }
+        Ok(token)
+    }
+
     fn dispatch_callout(&self) -> Result<u32, Status> {
         let path = self
             .get_http_request_header("x-path")
@@ -177,6 +198,34 @@ impl Http {
 }
 
 impl Context for Http {
+    fn on_grpc_stream_initial_metadata(&mut self, _token_id: u32, _num_elements: u32) {
+        if let Some(v) = self.get_grpc_stream_initial_metadata_value("x-server") {
+            self.grpc_server = String::from_utf8_lossy(&v).into_owned();
+        }
+    }
+
+    fn on_grpc_stream_message(&mut self, _token_id: u32, message_size: usize) {
+        let msg = self.get_grpc_stream_message(0, message_size).unwrap_or_default();
+        self.grpc_replies.push(String::from_utf8_lossy(&msg).into_owned());
+    }
+
+    fn on_grpc_stream_close(&mut self, token_id: u32, status_code: u32) {
+        let (_, message) = self.get_grpc_status();
+        debug!("#{} grpc stream {} closed: {}", self.context_id, token_id, status_code);
+        let status = status_code.to_string();
+        let message = message.unwrap_or_default();
+        let body = self.grpc_replies.join(",");
+        self.send_http_response(
+            200,
+            vec![
+                ("x-grpc-status", status.as_str()),
+                ("x-grpc-message", message.as_str()),
+                ("x-grpc-server", self.grpc_server.as_str()),
+            ],
+            Some(body.as_bytes()),
+        );
+    }
+
     fn on_http_call_response(
         &mut self,
         token_id: u32,
@@ -295,6 +344,22 @@ impl HttpContext for Http {
                     warn!("#{} dispatch_http_call failed: {:?}", self.context_id, status);
                     self.send_http_response(502, vec![], Some(b"callout failed"));
                 }
+                Action::Pause
+            }
+            "grpc-stream" => match self.open_stream() {
+                Ok(_) => Action::Pause,
+                Err(status) => {
+                    let msg = format!("open_grpc_stream failed: {:?}", status);
+                    self.send_http_response(502, vec![], Some(msg.as_bytes()));
+                    Action::Pause
+                }
+            },
+            "grpc-cancel" => {
+                let body = match self.open_stream() {
+                    Ok(_) => "cancelled".to_string(),
+                    Err(status) => format!("failed: {:?}", status),
+                };
+                self.send_http_response(200, vec![], Some(body.as_bytes()));
                 Action::Pause
             }
             "pause-resume" => match self.dispatch_callout() {
