@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { type RunningProxy, startProxy, tempConfig, wasmPluginYaml } from '../helpers/proxy.ts';
 import { startEmbeddedHttpbin } from '../helpers/upstreams.ts';
-import { HOSTILE_WAT, tempModule, wat } from '../helpers/wat.ts';
+import { HOSTILE_WAT, tempModule, WRONG_PHASE_WAT, wat } from '../helpers/wat.ts';
 
 describe('a hostile module', () => {
   let upstream: Awaited<ReturnType<typeof startEmbeddedHttpbin>>;
@@ -59,5 +59,37 @@ describe('a hostile module', () => {
     const next = await fetch(`${proxy.url}/get`);
     assert.equal(next.status, 200);
     await next.text();
+  });
+});
+
+describe('calls in the wrong context or phase, and re-entrant ones', () => {
+  test("each gets Envoy's status; the stream and the proxy carry on", async () => {
+    const upstream = await startEmbeddedHttpbin();
+    const url = tempModule(wat(WRONG_PHASE_WAT)).url;
+    const proxy = await startProxy([
+      '-c',
+      tempConfig({ 'p.yaml': wasmPluginYaml({ name: 'wrong-phase', url }) }),
+      '--upstream',
+      upstream.url,
+    ]);
+    try {
+      for (let i = 0; i < 3; i++) {
+        const res = await fetch(`${proxy.url}/get`);
+        assert.equal(res.status, 200);
+        // Root context (on_configure): request headers = BadArgument (C), local reply = NotFound (B),
+        // continue_stream = NotFound (B), tick period 0 = OK (A).
+        // Stream (on_request_headers): response headers before a response = BadArgument (C),
+        // unknown effective context = BadArgument (C), callout body without a callout = NotFound (B),
+        // continue_stream inside the callback = OK, deferred until it returns (A), proxy_done from a
+        // stream = NotFound (B).
+        assert.equal(await res.text(), 'CBBA/CCBAB');
+      }
+      // A local reply from on_log, after the response went out, changes nothing.
+      await proxy.waitForLog('wrong-phase on_log reply: ');
+      assert.doesNotMatch(proxy.stderr(), /"level":50|\n\s+at /);
+    } finally {
+      await proxy.stop();
+      await upstream.close();
+    }
   });
 });

@@ -207,3 +207,54 @@ ${PLUGIN_BASICS}
       (i32.const 300) (i32.add (i32.const 27) (local.get $vlen)) (i32.const -1)))
     (global.set $msglen (i32.const 0))))
 `;
+
+/**
+ * Calls made in the wrong context or phase, and re-entrant ones. on_configure (root context)
+ * records one letter ('A' + status) per call at 600: request header read, local reply,
+ * continue_stream, tick period 0. on_request_headers records at 620: response headers before there
+ * is a response, set_effective_context to an unknown id, the callout body without a callout,
+ * continue_stream from inside the callback (re-entrant), proxy_done from a stream; then answers
+ * 200 with the root letters, '/', the stream letters. on_log tries a local reply after the
+ * response and logs `wrong-phase on_log reply: <letter>`.
+ */
+export const WRONG_PHASE_WAT = `
+(module
+  (import "env" "proxy_log" (func $log (param i32 i32 i32) (result i32)))
+  (import "env" "proxy_get_header_map_value" (func $get (param i32 i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_get_buffer_bytes" (func $getbuf (param i32 i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_continue_stream" (func $cont (param i32) (result i32)))
+  (import "env" "proxy_set_effective_context" (func $effective (param i32) (result i32)))
+  (import "env" "proxy_set_tick_period_milliseconds" (func $tick (param i32) (result i32)))
+  (import "env" "proxy_done" (func $done (result i32)))
+  (import "env" "proxy_send_local_response" (func $reply (param i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 2)
+  (global $heap (mut i32) (i32.const 8192))
+  (data (i32.const 16) "host")
+  (data (i32.const 32) "root")
+  (data (i32.const 600) "????/")
+  (data (i32.const 700) "wrong-phase on_log reply: ?")
+${PLUGIN_BASICS}
+  (func $put (param $at i32) (param $status i32)
+    (i32.store8 (local.get $at) (i32.add (i32.const 65) (local.get $status))))
+  (func (export "proxy_on_context_create") (param i32 i32))
+  (func (export "proxy_on_vm_start") (param i32 i32) (result i32) (i32.const 1))
+  (func (export "proxy_on_configure") (param i32 i32) (result i32)
+    (call $put (i32.const 600) (call $get (i32.const 0) (i32.const 16) (i32.const 4) (i32.const 1024) (i32.const 1028)))
+    (call $put (i32.const 601) (call $reply (i32.const 403) (i32.const 0) (i32.const 0) (i32.const 32) (i32.const 4) (i32.const 0) (i32.const 0) (i32.const -1)))
+    (call $put (i32.const 602) (call $cont (i32.const 0)))
+    (call $put (i32.const 603) (call $tick (i32.const 0)))
+    (i32.const 1))
+  (func (export "proxy_on_request_headers") (param $ctx i32) (param $n i32) (param $eos i32) (result i32)
+    (call $put (i32.const 605) (call $get (i32.const 2) (i32.const 16) (i32.const 4) (i32.const 1024) (i32.const 1028)))
+    (call $put (i32.const 606) (call $effective (i32.const 99999)))
+    (call $put (i32.const 607) (call $getbuf (i32.const 4) (i32.const 0) (i32.const 10) (i32.const 1024) (i32.const 1028)))
+    (call $put (i32.const 608) (call $cont (i32.const 0)))
+    (call $put (i32.const 609) (call $done))
+    (drop (call $reply (i32.const 200) (i32.const 0) (i32.const 0) (i32.const 600) (i32.const 10) (i32.const 0) (i32.const 0) (i32.const -1)))
+    (i32.const 1))
+  (func (export "proxy_on_log") (param i32)
+    (call $put (i32.const 726) (call $reply (i32.const 500) (i32.const 0) (i32.const 0) (i32.const 32) (i32.const 4) (i32.const 0) (i32.const 0) (i32.const -1)))
+    (drop (call $log (i32.const 2) (i32.const 700) (i32.const 27))))
+  (func (export "proxy_on_done") (param i32) (result i32) (i32.const 1))
+  (func (export "proxy_on_delete") (param i32)))
+`;
