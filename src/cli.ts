@@ -5,6 +5,7 @@ import { AdminServer } from './admin/admin.ts';
 import { formatProblem } from './config/format.ts';
 import { loadConfig } from './config/load.ts';
 import type { LoadedConfig, Problem } from './config/types.ts';
+import { configureFetch } from './fetch/index.ts';
 import { createLogger, LogLevels, levelNumber } from './observability/logger.ts';
 import { entryName } from './server/chain.ts';
 import { Gateway, planProxy } from './server/gateway.ts';
@@ -35,6 +36,9 @@ Options for run:
       --component-log-level C:L  per component, as Envoy: wasm:debug
       --access-log DEST          stdout (default), off, or a file path
       --httpbin ADDR             also start the embedded httpbin-compatible upstream on ADDR (host:port)
+      --cache-dir DIR            Wasm module cache (default $XDG_CACHE_HOME/wasmgate, else a temp folder)
+      --secrets-dir DIR          imagePullSecrets: DIR/<namespace>/<name> or DIR/<name> (docs/fetching.md)
+      --insecure-registry H[:P]  reach this OCI registry over plain HTTP (repeatable; loopback always is)
 `;
 
 class UsageError extends Error {}
@@ -58,6 +62,9 @@ function parse(argv: string[]) {
         'component-log-level': { type: 'string', multiple: true },
         'access-log': { type: 'string' },
         httpbin: { type: 'string' },
+        'cache-dir': { type: 'string' },
+        'secrets-dir': { type: 'string' },
+        'insecure-registry': { type: 'string', multiple: true },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'v' },
       },
@@ -164,6 +171,15 @@ async function run(paths: string[], values: ReturnType<typeof parse>['values']):
     logger.error('configuration is invalid; not starting (run `wasmgate validate` for details)');
     return 1;
   }
+  for (const h of values['insecure-registry'] ?? [])
+    if (!/^(\*|[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:\d+)?$/.test(h))
+      throw new UsageError(`--insecure-registry: expected HOST or HOST:PORT, got "${h}"`);
+  configureFetch({
+    cacheDir: values['cache-dir'],
+    secretsDir: values['secrets-dir'],
+    insecureRegistries: values['insecure-registry'] ?? [],
+    log: (level, message) => logger[level](message),
+  });
   const closers: (() => Promise<void>)[] = [];
   if (values.httpbin) {
     const { startHttpbin } = await import('./upstream/httpbin.ts');

@@ -489,7 +489,7 @@ test('unknown kinds and apiVersions are warnings; empty documents are skipped', 
 # nothing here
 ---
 apiVersion: networking.istio.io/v1
-kind: DestinationRule
+kind: Sidecar
 metadata: {name: dr}
 spec: {host: x}
 ---
@@ -507,12 +507,9 @@ spec: {url: x/y}
 `);
   assert.deepEqual(
     config.problems.map((p) => `${p.severity} ${p.line}:${p.col} ${p.kind} ${p.name} ${p.field}`),
-    ['warning 5:7 DestinationRule default/dr kind', 'warning 9:13 Gateway default/k8s-gw apiVersion'],
+    ['warning 5:7 Sidecar default/dr kind', 'warning 9:13 Gateway default/k8s-gw apiVersion'],
   );
-  assert.equal(
-    config.problems[0]?.message,
-    'DestinationRule (networking.istio.io/v1) is not read by wasmgate; ignored',
-  );
+  assert.equal(config.problems[0]?.message, 'Sidecar (networking.istio.io/v1) is not read by wasmgate; ignored');
   assert.equal(config.gateways.length, 0);
   assert.deepEqual(
     config.wasmPlugins.map((p) => `${p.metadata.name}@${p.line}`),

@@ -4,6 +4,7 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import { dirname, resolve, sep } from 'node:path';
 import type { ValidateFunction } from 'ajv';
 import { type Alias, LineCounter, parseAllDocuments, visit } from 'yaml';
+import { destinationRuleRules, destinationRuleSpec } from './destination-rule.ts';
 import {
   type Anchor,
   docStart,
@@ -18,14 +19,23 @@ import {
 } from './position.ts';
 import { gatewayRules, serviceEntryRules, virtualServiceRules, wasmPluginRules } from './rules.ts';
 import {
+  authorizationPolicySpec,
   gatewaySpec,
+  requestAuthenticationSpec,
   resourceSchema,
   type Schema,
   serviceEntrySpec,
   virtualServiceSpec,
   wasmPluginSpec,
 } from './schemas.ts';
+import {
+  authorizationPolicyRules,
+  normalizeAuthorizationPolicy,
+  normalizeRequestAuthentication,
+  requestAuthenticationRules,
+} from './security.ts';
 import type {
+  DestinationRuleSpec,
   GatewaySpec,
   LoadedConfig,
   Meta,
@@ -54,11 +64,13 @@ interface KindDef {
   apiVersions: readonly string[];
   schema: Schema;
   validate: ValidateFunction;
-  rules(spec: Obj, name: string): Issue[];
+  /** Istio's rules beyond the schema; `meta` is the resource's metadata as written (for annotations). */
+  rules(spec: Obj, name: string, meta: Obj): Issue[];
   add(config: LoadedConfig, base: Base, spec: Obj): Resource<unknown>;
 }
 
 const NETWORKING = ['networking.istio.io/v1', 'networking.istio.io/v1beta1', 'networking.istio.io/v1alpha3'];
+const SECURITY = ['security.istio.io/v1', 'security.istio.io/v1beta1'];
 
 function kind(apiVersions: readonly string[], spec: Schema, rest: Pick<KindDef, 'rules' | 'add'>): KindDef {
   const schema = resourceSchema(spec);
@@ -96,6 +108,30 @@ export const KINDS: Readonly<Record<string, KindDef>> = {
     add(config, base, spec) {
       const r = { ...base, spec: spec as ServiceEntrySpec };
       config.serviceEntries.push(r);
+      return r;
+    },
+  }),
+  RequestAuthentication: kind(SECURITY, requestAuthenticationSpec, {
+    rules: requestAuthenticationRules,
+    add(config, base, spec) {
+      const r = { ...base, spec: normalizeRequestAuthentication(spec) };
+      config.requestAuthentications.push(r);
+      return r;
+    },
+  }),
+  AuthorizationPolicy: kind(SECURITY, authorizationPolicySpec, {
+    rules: authorizationPolicyRules,
+    add(config, base, spec) {
+      const r = { ...base, spec: normalizeAuthorizationPolicy(spec) };
+      config.authorizationPolicies.push(r);
+      return r;
+    },
+  }),
+  DestinationRule: kind(NETWORKING, destinationRuleSpec, {
+    rules: (spec) => destinationRuleRules(spec),
+    add(config, base, spec) {
+      const r = { ...base, spec: spec as unknown as DestinationRuleSpec };
+      config.destinationRules.push(r);
       return r;
     },
   }),
@@ -168,6 +204,7 @@ export async function loadConfig(paths: string[], opts: { defaultNamespace?: str
     gateways: [],
     virtualServices: [],
     serviceEntries: [],
+    destinationRules: [],
     requestAuthentications: [],
     authorizationPolicies: [],
     problems: [],
@@ -331,7 +368,8 @@ function checkResource(
   if (isObj(value.spec)) {
     const reported = new Set(issues.map((i) => fieldPath(i.path)));
     const metaName = typeof meta.name === 'string' ? meta.name : '';
-    for (const issue of def.rules(value.spec, metaName)) if (!reported.has(fieldPath(issue.path))) issues.push(issue);
+    for (const issue of def.rules(value.spec, metaName, meta))
+      if (!reported.has(fieldPath(issue.path))) issues.push(issue);
   }
   for (const i of issues) report(i.severity, i.path, i.anchor, i.message);
 

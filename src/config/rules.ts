@@ -3,6 +3,7 @@
 // run on the resource as parsed. Every check tolerates values of the wrong type: the schema reports those.
 import { isIP } from 'node:net';
 import type { Anchor, Path } from './position.ts';
+import { re2Problem } from './re2.ts';
 import { ENUMS } from './schemas.ts';
 import type { Issue } from './validate.ts';
 import { checkUrl, enumName, urlDigest } from './wasmplugin.ts';
@@ -13,7 +14,7 @@ const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !
 const list = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
 const text = (v: unknown): string => (typeof v === 'string' ? v : '');
 
-class Issues {
+export class Issues {
   readonly all: Issue[] = [];
   error(path: Path, message: string, anchor: Anchor = 'value'): void {
     this.all.push({ path, anchor, message, severity: 'error' });
@@ -28,7 +29,7 @@ const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const HOST_LABEL = '[a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?';
 const WILDCARD_HOST = new RegExp(`^(\\*|(\\*\\.)?${HOST_LABEL}(\\.${HOST_LABEL})*\\.?)$`);
 
-function selectorRules(out: Issues, path: Path, labels: unknown, what: string): void {
+export function selectorRules(out: Issues, path: Path, labels: unknown, what: string): void {
   if (!isObj(labels) || Object.keys(labels).length === 0) {
     out.warn(path, `workload selector specified without labels: ${what}`, 'key');
     return;
@@ -293,14 +294,8 @@ export function gatewayRules(spec: Obj, name: string): Issue[] {
 
 function regexRule(out: Issues, path: Path, m: unknown): void {
   if (!isObj(m) || typeof m.regex !== 'string') return;
-  try {
-    new RegExp(m.regex);
-  } catch (err) {
-    out.error(
-      [...path, 'regex'],
-      `invalid regex: ${(err as Error).message.replace(/^Invalid regular expression: /, '')}`,
-    );
-  }
+  const problem = re2Problem(m.regex);
+  if (problem !== undefined) out.error([...path, 'regex'], `invalid regex: ${problem}`);
 }
 
 function destinationRules(out: Issues, path: Path, d: unknown): void {

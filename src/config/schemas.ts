@@ -375,6 +375,100 @@ export const serviceEntrySpec = obj(
   ['hosts'],
 );
 
+// ---------------------------------------------------------------- security.istio.io (v1, v1beta1)
+
+const workloadSelector = obj({ matchLabels: mapOf({ type: 'string', maxLength: 63 }, { maxProperties: 4096 }) });
+const nonEmpty: Schema = { type: 'string', minLength: 1 };
+
+export const jwtRule = obj(
+  {
+    issuer: nonEmpty,
+    audiences: list(nonEmpty),
+    jwksUri: { type: 'string', minLength: 1, maxLength: 2048 },
+    jwks_uri: { type: 'string', minLength: 1, maxLength: 2048 },
+    jwks: str,
+    fromHeaders: list(obj({ name: nonEmpty, prefix: str }, ['name'])),
+    fromParams: list(nonEmpty),
+    fromCookies: list(nonEmpty),
+    outputPayloadToHeader: str,
+    forwardOriginalToken: bool,
+    outputClaimToHeaders: list(
+      obj(
+        {
+          header: {
+            type: 'string',
+            minLength: 1,
+            pattern: '^[-_A-Za-z0-9]+$',
+            patternMessage: 'must be a header name: letters, digits, "-" and "_"',
+          },
+          claim: nonEmpty,
+        },
+        ['header', 'claim'],
+      ),
+    ),
+    presence: enumOf(['OPTIONAL', 'REQUIRED']),
+    spaceDelimitedClaims: list(nonEmpty, { maxItems: 64 }),
+    timeout: duration,
+  },
+  [],
+  { exclusive: ['jwksUri', 'jwks_uri', 'jwks'] },
+);
+
+export const requestAuthenticationSpec = obj({
+  selector: workloadSelector,
+  targetRef: policyTargetReference,
+  targetRefs: list(policyTargetReference, { maxItems: 16 }),
+  jwtRules: list(jwtRule, { maxItems: 4096 }),
+});
+
+const serviceAccountList = list({ type: 'string', maxLength: 320 }, { maxItems: 16 });
+
+const authzSource = obj({
+  principals: strList,
+  notPrincipals: strList,
+  requestPrincipals: strList,
+  notRequestPrincipals: strList,
+  namespaces: strList,
+  notNamespaces: strList,
+  serviceAccounts: serviceAccountList,
+  notServiceAccounts: serviceAccountList,
+  trustDomains: strList,
+  notTrustDomains: strList,
+  ipBlocks: strList,
+  notIpBlocks: strList,
+  remoteIpBlocks: strList,
+  notRemoteIpBlocks: strList,
+});
+
+const authzOperation = obj({
+  hosts: strList,
+  notHosts: strList,
+  ports: strList,
+  notPorts: strList,
+  methods: strList,
+  notMethods: strList,
+  paths: strList,
+  notPaths: strList,
+});
+
+export const AUTHZ_ACTIONS = ['ALLOW', 'DENY', 'AUDIT', 'CUSTOM'] as const;
+
+export const authorizationPolicySpec = obj({
+  selector: workloadSelector,
+  targetRef: policyTargetReference,
+  targetRefs: list(policyTargetReference, { maxItems: 16 }),
+  rules: list(
+    obj({
+      from: list(obj({ source: authzSource }), { maxItems: 512 }),
+      to: list(obj({ operation: authzOperation })),
+      when: list(obj({ key: str, values: strList, notValues: strList }, ['key'])),
+    }),
+    { maxItems: 512 },
+  ),
+  action: enumOf(AUTHZ_ACTIONS),
+  provider: obj({ name: str }),
+});
+
 /** The whole resource: apiVersion, kind, metadata, spec (and status, ignored). */
 export function resourceSchema(spec: Schema): Schema {
   return obj({ apiVersion: str, kind: str, metadata: metadataSchema, spec, status: { type: 'object' } }, [

@@ -234,6 +234,78 @@ export interface ServiceEntrySpec {
   [field: string]: unknown;
 }
 
+// DestinationRule (networking.istio.io), kept as written; src/config/destination-rule.ts validates it.
+
+export interface LoadBalancerSettings {
+  simple?: string | number;
+  consistentHash?: {
+    httpHeaderName?: string;
+    httpCookie?: { name: string; path?: string; ttl?: string; attributes?: { name: string; value?: string }[] };
+    useSourceIp?: boolean;
+    httpQueryParameterName?: string;
+    ringHash?: { minimumRingSize?: number };
+    maglev?: { tableSize?: number };
+    minimumRingSize?: number;
+  };
+  [field: string]: unknown;
+}
+
+export interface ConnectionPoolSettings {
+  tcp?: { maxConnections?: number; connectTimeout?: string; idleTimeout?: string; [field: string]: unknown };
+  http?: {
+    http1MaxPendingRequests?: number;
+    http2MaxRequests?: number;
+    maxRequestsPerConnection?: number;
+    maxRetries?: number;
+    idleTimeout?: string;
+    [field: string]: unknown;
+  };
+}
+
+export interface OutlierDetection {
+  consecutiveGatewayErrors?: number;
+  consecutive5xxErrors?: number;
+  consecutiveErrors?: number;
+  interval?: string;
+  baseEjectionTime?: string;
+  maxEjectionPercent?: number;
+  minHealthPercent?: number;
+  [field: string]: unknown;
+}
+
+export interface ClientTLSSettings {
+  mode?: string | number;
+  clientCertificate?: string;
+  privateKey?: string;
+  caCertificates?: string;
+  credentialName?: string;
+  subjectAltNames?: string[];
+  sni?: string;
+  insecureSkipVerify?: boolean;
+  caCrl?: string;
+}
+
+export interface PortTrafficPolicy {
+  port?: { number: number };
+  loadBalancer?: LoadBalancerSettings;
+  connectionPool?: ConnectionPoolSettings;
+  outlierDetection?: OutlierDetection;
+  tls?: ClientTLSSettings;
+}
+
+export interface TrafficPolicy extends PortTrafficPolicy {
+  portLevelSettings?: PortTrafficPolicy[];
+  [field: string]: unknown;
+}
+
+export interface DestinationRuleSpec {
+  host: string;
+  trafficPolicy?: TrafficPolicy;
+  subsets?: { name: string; labels?: Record<string, string>; trafficPolicy?: TrafficPolicy }[];
+  exportTo?: string[];
+  workloadSelector?: { matchLabels?: Record<string, string> };
+}
+
 // RequestAuthentication and AuthorizationPolicy (security.istio.io/v1, v1beta1), with defaults applied
 // by the loader: absent lists are [], action defaults to ALLOW.
 
@@ -273,6 +345,13 @@ export interface JWTRule {
   outputClaimToHeaders: ClaimToHeader[];
   /** JWKS fetch timeout, a Go duration (default 5s). */
   timeout?: string;
+  /** As written (OPTIONAL or REQUIRED); Istio's own control plane does not use it yet. */
+  presence?: 'OPTIONAL' | 'REQUIRED';
+  /**
+   * Claims to split on spaces into lists (for authz), in addition to "scope" and "permission",
+   * which Istio always splits. Absent when not written.
+   */
+  spaceDelimitedClaims?: string[];
 }
 
 export interface RequestAuthenticationSpec extends PolicyTargeting {
@@ -292,6 +371,9 @@ export interface AuthzSource {
   notRemoteIpBlocks?: string[];
   serviceAccounts?: string[];
   notServiceAccounts?: string[];
+  /** The peer's SPIFFE trust domain (mTLS); newer Istio field. */
+  trustDomains?: string[];
+  notTrustDomains?: string[];
 }
 
 export interface AuthzOperation {
@@ -337,6 +419,7 @@ export interface LoadedConfig {
   gateways: Resource<GatewaySpec>[];
   virtualServices: Resource<VirtualServiceSpec>[];
   serviceEntries: Resource<ServiceEntrySpec>[];
+  destinationRules: Resource<DestinationRuleSpec>[];
   requestAuthentications: Resource<RequestAuthenticationSpec>[];
   authorizationPolicies: Resource<AuthorizationPolicySpec>[];
   /** Errors and warnings, in file order then position. */

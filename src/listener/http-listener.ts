@@ -3,14 +3,17 @@
 // FilterManager to the router.
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import http2 from 'node:http2';
+import net, { type AddressInfo } from 'node:net';
 import type { FilterFactory } from '../pipeline/filter.ts';
 import { FilterManager } from '../pipeline/filter-manager.ts';
 import { HeaderMap } from '../pipeline/headers.ts';
+import { normalizePath } from '../pipeline/normalize-path.ts';
 import { HttpStream, newStreamInfo } from '../pipeline/stream.ts';
 import { hopByHopNames } from '../router/hop-by-hop.ts';
 import type { RouteTable } from '../router/route-table.ts';
 import { createUpstreamRequest } from '../router/router.ts';
+import type { ListenerTls } from './tls.ts';
 
 export interface ListenerConfig {
   name: string;
@@ -20,6 +23,21 @@ export interface ListenerConfig {
   routes: RouteTable;
   requestBufferLimit?: number;
   responseBufferLimit?: number;
+  /** Terminate TLS (HTTP/1.1 and HTTP/2 by ALPN). Without it the port speaks HTTP/1.1 and h2c. */
+  tls?: ListenerTls;
+  /** Answer every request with a 301 to https:// (Gateway tls.httpsRedirect). */
+  httpsRedirect?: boolean;
+}
+
+type Request = http.IncomingMessage | http2.Http2ServerRequest;
+type Response = http.ServerResponse | http2.Http2ServerResponse;
+
+/** The client connection preface of HTTP/2 (RFC 9113 §3.4): h2c with prior knowledge. */
+const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
+
+function startsLikeH2(chunk: Buffer): boolean {
+  const n = Math.min(chunk.length, H2_PREFACE.length);
+  return n > 0 && chunk.subarray(0, n).equals(H2_PREFACE.subarray(0, n));
 }
 
 export interface ListenerHooks {
@@ -29,30 +47,91 @@ export interface ListenerHooks {
 
 const DEFAULT_BUFFER_LIMIT = 1024 * 1024;
 const connectionIds = new WeakMap<object, number>();
+const busy = new WeakMap<object, number>();
 let lastConnectionId = 0;
-function nextConnectionId(socket: object): number {
-  const id = ++lastConnectionId;
-  connectionIds.set(socket, id);
+/** Headers as an object (repeated names as arrays), without pseudo-headers, for HTTP/2 responses. */
+function headersObject(pairs: [string, string][]): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  for (const [k, v] of pairs) {
+    if (k[0] === ':') continue;
+    const cur = out[k];
+    out[k] = cur === undefined ? v : Array.isArray(cur) ? [...cur, v] : [cur, v];
+  }
+  return out;
+}
+
+/** One id per downstream connection (for HTTP/2, per session: streams share it). */
+function connectionKey(req: Request, socket: object): number {
+  const key = 'stream' in req ? (req.stream.session ?? socket) : socket;
+  let id = connectionIds.get(key);
+  if (id === undefined) {
+    id = ++lastConnectionId;
+    connectionIds.set(key, id);
+  }
   return id;
 }
 const EMPTY = new Uint8Array(0);
 
 export class HttpListener {
   readonly config: ListenerConfig;
-  readonly server: http.Server;
+  /** What accepts connections: a TLS server (h2 + HTTP/1.1 by ALPN) or a TCP server that sniffs h2c. */
+  readonly server: net.Server;
+  readonly #http1: http.Server | undefined;
+  readonly #http2: http2.Http2Server | http2.Http2SecureServer;
   readonly #hooks: ListenerHooks;
+  readonly #sessions = new Set<http2.Http2Session>();
+  readonly #sockets = new Set<net.Socket>();
+  #closing = false;
 
   constructor(config: ListenerConfig, hooks: ListenerHooks) {
     this.config = config;
     this.#hooks = hooks;
-    this.server = http.createServer(
-      { requireHostHeader: false, joinDuplicateHeaders: false, keepAliveTimeout: 60_000 },
-      (req, res) => this.#handle(req, res),
-    );
-    this.server.on('clientError', (err, socket) => {
-      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
-      else socket.destroy(err);
+    const handle = (req: Request, res: Response) => this.#handle(req, res);
+    if (config.tls) {
+      this.#http2 = http2.createSecureServer({ ...config.tls.options, allowHTTP1: true }, handle);
+      this.server = this.#http2;
+    } else {
+      this.#http1 = http.createServer(
+        { requireHostHeader: false, joinDuplicateHeaders: false, keepAliveTimeout: 60_000 },
+        handle,
+      );
+      this.#http1.on('clientError', (err, socket) => {
+        if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
+        else socket.destroy(err);
+      });
+      // The HTTP/1 server never listens itself; 'listening' starts its connection tracking, which
+      // closeIdleConnections() and the header/request timeouts rely on.
+      this.#http1.emit('listening');
+      this.#http2 = http2.createServer(handle);
+      const h1 = this.#http1;
+      const h2 = this.#http2;
+      // One port, both codecs (Envoy's AUTO): the first bytes say whether it is h2c.
+      this.server = net.createServer((socket) => {
+        socket.once('data', (chunk) => {
+          socket.pause();
+          socket.unshift(chunk);
+          if (startsLikeH2(chunk)) {
+            // The HTTP/2 session reads what is buffered on the socket itself.
+            h2.emit('connection', socket);
+          } else {
+            h1.emit('connection', socket);
+            socket.resume();
+          }
+        });
+        socket.on('error', () => socket.destroy());
+      });
+    }
+    // Every connection, for close(): idle HTTP/1 sockets are destroyed, busy ones close after
+    // their response; HTTP/2 sessions get a GOAWAY and finish their streams.
+    this.server.on(config.tls ? 'secureConnection' : 'connection', (socket: net.Socket) => {
+      this.#sockets.add(socket);
+      socket.once('close', () => this.#sockets.delete(socket));
     });
+    this.#http2.on('session', (session) => {
+      this.#sessions.add(session);
+      session.once('close', () => this.#sessions.delete(session));
+    });
+    this.#http2.on('sessionError', () => {});
   }
 
   listen(): Promise<number> {
@@ -66,35 +145,55 @@ export class HttpListener {
   }
 
   close(): Promise<void> {
+    this.#closing = true;
     return new Promise((resolve) => {
       this.server.close(() => resolve());
-      this.server.closeIdleConnections();
+      this.#http1?.close();
+      for (const s of this.#sessions) s.close();
+      for (const socket of this.#sockets) if (!busy.get(socket)) socket.destroy();
     });
   }
 
-  #handle(req: http.IncomingMessage, res: http.ServerResponse): void {
+  #redirect(req: Request, res: http.ServerResponse, authority: string): void {
+    const host = authority.replace(/:\d+$/, '');
+    res.writeHead(301, { location: `https://${host}${req.url ?? '/'}`, 'content-length': '0' });
+    res.end();
+  }
+
+  #handle(req: Request, response: Response): void {
+    // The HTTP/2 compatibility API mirrors http.ServerResponse for everything used here.
+    const res = response as http.ServerResponse;
     const socket = req.socket;
     const remote = socket.remoteAddress ?? '';
     const raw = req.rawHeaders;
+    const h2 = req.httpVersionMajor === 2;
+    const scheme = this.config.tls ? 'https' : 'http';
+    const authority = (h2 ? (req.headers[':authority'] as string | undefined) : req.headers.host) ?? '';
+    if (this.config.httpsRedirect) {
+      this.#redirect(req, res, authority);
+      return;
+    }
     const connection: string[] = [];
     for (let i = 0; i < raw.length; i += 2) if (raw[i]!.toLowerCase() === 'connection') connection.push(raw[i + 1]!);
     const drop = hopByHopNames(connection);
+    // Normalized before any filter sees it, so that authz and plugins match what the upstream gets.
+    const normalized = normalizePath(req.url ?? '/');
     const pairs: [string, string][] = [
-      [':authority', req.headers.host ?? ''],
-      [':path', req.url ?? '/'],
+      [':authority', authority],
+      [':path', 'path' in normalized ? normalized.path : (req.url ?? '/')],
       [':method', req.method ?? 'GET'],
-      [':scheme', 'http'],
+      [':scheme', scheme],
     ];
     for (let i = 0; i < raw.length; i += 2) {
       const name = raw[i]!.toLowerCase();
-      if (name === 'host' || drop.has(name)) continue;
+      if (name[0] === ':' || name === 'host' || drop.has(name)) continue;
       pairs.push([name, raw[i + 1]!]);
     }
     const headers = new HeaderMap(pairs);
     // As Envoy at the edge: append the client address, set the scheme, ensure a request id.
     const xff = headers.get('x-forwarded-for');
     headers.replace('x-forwarded-for', xff ? `${xff}, ${remote}` : remote);
-    headers.replace('x-forwarded-proto', 'http');
+    headers.replace('x-forwarded-proto', scheme);
     let requestId = headers.get('x-request-id');
     if (!requestId) {
       requestId = randomUUID();
@@ -104,14 +203,24 @@ export class HttpListener {
       headers,
       newStreamInfo({
         requestId,
-        protocol: `HTTP/${req.httpVersion}`,
+        protocol: h2 ? 'HTTP/2' : `HTTP/${req.httpVersion}`,
         downstreamRemoteAddress: remote,
         downstreamRemotePort: socket.remotePort ?? 0,
         downstreamLocalAddress: socket.localAddress ?? '',
         downstreamLocalPort: socket.localPort ?? 0,
-        connectionId: connectionIds.get(socket) ?? nextConnectionId(socket),
+        connectionId: connectionKey(req, socket),
       }),
     );
+    if (!h2) {
+      // In-flight HTTP/1 requests per socket: close() spares busy sockets, which close after.
+      busy.set(socket, (busy.get(socket) ?? 0) + 1);
+      res.once('close', () => {
+        const n = (busy.get(socket) ?? 1) - 1;
+        busy.set(socket, n);
+        if (n === 0 && this.#closing) socket.destroy();
+      });
+      if (this.#closing) res.setHeader('connection', 'close');
+    }
     const isHead = req.method === 'HEAD';
     const drainWaiters: (() => void)[] = [];
     res.on('drain', () => {
@@ -128,8 +237,8 @@ export class HttpListener {
       this.config.chain,
       {
         writeHeaders: (status, h, endStream) => {
-          const flat = h.toFlat();
-          res.writeHead(status, flat);
+          if (h2) res.writeHead(status, headersObject(h.pairs));
+          else res.writeHead(status, h.toFlat());
           if (endStream || isHead) res.end();
         },
         writeData: (chunk, endStream) => {
@@ -144,7 +253,7 @@ export class HttpListener {
         },
         writeTrailers: (t) => {
           if (!res.writableEnded) {
-            res.addTrailers(t.pairs.filter(([k]) => k[0] !== ':'));
+            res.addTrailers(h2 ? headersObject(t.pairs) : t.pairs.filter(([k]) => k[0] !== ':'));
             res.end();
           }
         },
@@ -165,7 +274,18 @@ export class HttpListener {
     res.on('close', () => {
       if (!res.writableFinished) manager.downstreamAborted();
     });
-    const hasBody = req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
+    const hasBody = h2
+      ? !(req as http2.Http2ServerRequest).stream.endAfterHeaders
+      : req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
+    if ('reject' in normalized) {
+      req.resume();
+      manager.sendLocalReply({
+        status: 400,
+        body: 'Bad Request',
+        details: `path_normalization_failed{${normalized.reject}}`,
+      });
+      return;
+    }
     try {
       manager.decodeHeaders(!hasBody);
     } catch (err) {

@@ -2,9 +2,12 @@
 // routes and clusters, listeners, and the access log.
 import { createWriteStream, type WriteStream } from 'node:fs';
 import type { AuthorizationPolicySpec, LoadedConfig, RequestAuthenticationSpec, Resource } from '../config/types.ts';
+import { AuthnFilterFactory } from '../filters/authn/authn-filter.ts';
+import { AuthzFilterFactory } from '../filters/authz/authz-filter.ts';
 import { IstioMetrics } from '../filters/stats/istio-metrics.ts';
 import { StatsFilterFactory, serviceOfCluster } from '../filters/stats/stats-filter.ts';
 import { HttpListener } from '../listener/http-listener.ts';
+import { httpsRedirect, listenerTls } from '../listener/tls.ts';
 import { formatAccessLog } from '../observability/access-log.ts';
 import type { Logger, LogLevels } from '../observability/logger.ts';
 import type { FilterFactory } from '../pipeline/filter.ts';
@@ -12,7 +15,7 @@ import { ClusterCallouts } from '../router/callouts.ts';
 import { Http2GrpcCallouts } from '../router/grpc-callouts.ts';
 import { RouteTable } from '../router/route-table.ts';
 import { WasmFilterFactory } from '../wasm/plugin/http-filter.ts';
-import { type LoadedModule, loadModule, Plugin } from '../wasm/plugin/plugin.ts';
+import { type LoadedModule, loadModule, moduleKey, Plugin } from '../wasm/plugin/plugin.ts';
 import { type ChainEntry, entryName, httpChain, httpFilterChain, type ProxyIdentity, pluginApplies } from './chain.ts';
 import { buildRoutes, ClusterSet, type ListenerPlan, planListeners, resolveCluster, upstreamRoute } from './routes.ts';
 
@@ -55,8 +58,11 @@ export function planProxy(
   options: Pick<GatewayOptions, 'port' | 'namespace' | 'labels' | 'rootNamespace' | 'stats'>,
 ): ProxyPlan {
   let plans = planListeners(config, options.labels);
-  if (options.port !== undefined) plans = [{ port: options.port, gateways: plans.flatMap((p) => p.gateways) }];
-  if (plans.length === 0) plans = [{ port: 8080, gateways: [] }];
+  if (options.port !== undefined)
+    plans = [
+      { port: options.port, gateways: plans.flatMap((p) => p.gateways), servers: plans.flatMap((p) => p.servers) },
+    ];
+  if (plans.length === 0) plans = [{ port: 8080, gateways: [], servers: [] }];
   const identity: ProxyIdentity = {
     namespace: options.namespace,
     labels: options.labels,
@@ -79,6 +85,7 @@ export class Gateway {
   #accessLog: ((line: string) => void) | undefined;
   #accessStream: WriteStream | undefined;
   #grpc: Http2GrpcCallouts | undefined;
+  #authn: AuthnFilterFactory | undefined;
   /** Istio's standard metrics, served by the admin port. */
   readonly metrics = new IstioMetrics();
 
@@ -98,8 +105,16 @@ export class Gateway {
   ): Promise<Gateway> {
     const gw = new Gateway(logger);
     gw.#openAccessLog(options.accessLog);
-    const { plans, chains } = planProxy(config, options);
+    const { plans, chains, authn, authz } = planProxy(config, options);
     const builtins = new Map<string, FilterFactory>();
+    if (authn.length > 0) {
+      gw.#authn = new AuthnFilterFactory(authn, { logger });
+      builtins.set('istio.authn', gw.#authn);
+    }
+    if (authz.length > 0) {
+      const spaceDelimitedClaims = authn.flatMap((r) => r.spec.jwtRules.flatMap((j) => j.spaceDelimitedClaims ?? []));
+      builtins.set('istio.authz', new AuthzFilterFactory(authz, { logger, spaceDelimitedClaims }));
+    }
     builtins.set(
       'istio.stats',
       new StatsFilterFactory(
@@ -110,7 +125,7 @@ export class Gateway {
     );
     const callouts = new ClusterCallouts((name) => resolveCluster(config, gw.#clusters, name));
     gw.#grpc = new Http2GrpcCallouts((name) => resolveCluster(config, gw.#clusters, name));
-    // One Plugin per WasmPlugin resource; modules compiled once per URL.
+    // One Plugin per WasmPlugin resource; modules fetched and compiled once per moduleKey.
     const modules = new Map<string, Promise<LoadedModule>>();
     for (const entry of chains.flat()) {
       if (entry.kind !== 'wasm') continue;
@@ -126,16 +141,13 @@ export class Gateway {
         gw.#grpc,
       );
       gw.plugins.set(key, plugin);
-      let loading = modules.get(resource.spec.url);
+      let loading = modules.get(moduleKey(resource));
       if (!loading) {
-        loading = loadModule(resource.spec.url);
+        loading = loadModule(resource);
         loading.catch(() => {});
-        modules.set(resource.spec.url, loading);
+        modules.set(moduleKey(resource), loading);
       }
-      await loading.then(
-        (loaded) => plugin.init(loaded),
-        () => plugin.init(),
-      );
+      await plugin.init(loading);
     }
     for (const [i, plan] of plans.entries()) {
       const routes = options.upstream
@@ -146,7 +158,15 @@ export class Gateway {
       );
       const name = `0.0.0.0_${plan.port}`;
       const listener = new HttpListener(
-        { name, host: options.host, port: plan.port, chain, routes: new RouteTable(routes) },
+        {
+          name,
+          host: options.host,
+          port: plan.port,
+          chain,
+          routes: new RouteTable(routes),
+          tls: listenerTls(plan.port, plan.servers),
+          httpsRedirect: httpsRedirect(plan.servers),
+        },
         {
           onComplete: (s) => gw.#accessLog?.(formatAccessLog(s)),
           onError: (message, err) => logger.error({ err }, message),
@@ -179,6 +199,7 @@ export class Gateway {
     await Promise.all(this.listeners.map((l) => l.close()));
     for (const p of this.plugins.values()) p.close();
     this.#grpc?.close();
+    this.#authn?.close();
     await this.#clusters.close();
     this.#accessStream?.end();
   }

@@ -3,6 +3,7 @@
 // The chain-marker plugin (Go SDK) appends its plugin_name to x-chain on the request and to
 // x-chain-response on the response, so the upstream and the client see the order.
 import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ROOT, runCli, startProxy, tempConfig, wasmPluginYaml } from '../helpers/proxy.ts';
@@ -230,6 +231,49 @@ spec:
       assert.match(text, /^istio_request_duration_milliseconds_count\{.*response_code="200".*\} 2$/m);
       assert.match(text, /^istio_request_bytes_count\{.*response_code="418".*\} 1$/m);
       assert.match(text, /^istio_response_bytes_bucket\{le="\+Inf",.*response_code="412".*\} 1$/m);
+    } finally {
+      await proxy.stop();
+    }
+  });
+});
+
+describe('config/examples/chain: the documented chain with JWT authn and policy', () => {
+  test('openid-connect writes a JWT that istio.authn validates; authz allows it and denies /admin', async () => {
+    const example = join(ROOT, 'config/examples/chain');
+    const files: Record<string, string> = {};
+    for (const f of readdirSync(example)) {
+      files[f] = readFileSync(join(example, f), 'utf8')
+        .replaceAll('file://../../../plugins/', `file://${join(ROOT, 'plugins')}/`)
+        .replace('- address: 127.0.0.1', `- address: 127.0.0.1\n      ports: {http: ${upstream.port}}`);
+    }
+    const dir = tempConfig(files);
+    const v = await runCli(['validate', '-c', dir, '--namespace', 'istio-ingress']);
+    assert.match(
+      v.stdout,
+      /istio-ingress\.openid-connect \(AUTHN, priority 0\) -> istio\.authn -> istio-ingress\.acl-check \(AUTHZ, priority 1000\) -> istio-ingress\.check-header \(AUTHZ, priority 10\) -> istio\.authz -> istio\.stats -> router/,
+    );
+    const proxy = await startProxy(['-c', dir, '--namespace', 'istio-ingress']);
+    try {
+      const { res, headers } = await upstreamHeaders(`${proxy.url}/headers`);
+      assert.equal(res.status, 200);
+      assert.deepEqual(headers['X-Chain'], [
+        'istio-ingress.openid-connect,istio-ingress.acl-check,istio-ingress.check-header',
+      ]);
+      assert.deepEqual(headers['X-User'], ['alice'], 'outputClaimToHeaders from the validated JWT');
+      assert.equal(headers.Authorization, undefined, 'the token is not forwarded (forwardOriginalToken: false)');
+      for (const path of ['/admin/x', '/admin', '//admin/x', '/a/../admin/x', '/%61dmin/x', '/./admin']) {
+        const denied = await fetch(`${proxy.url}${path}`);
+        assert.equal(denied.status, 403, path);
+        assert.equal(await denied.text(), 'RBAC: access denied');
+      }
+      const escaped = await fetch(`${proxy.url}/a/..%2Fadmin`);
+      assert.equal(escaped.status, 400, 'escaped slashes are refused before any filter');
+      await escaped.text();
+      const logs = await proxy.accessLogs(8);
+      assert.match(
+        String(logs[1]!.response_code_details),
+        /^rbac_access_denied_matched_policy\[ns\[istio-ingress\]-policy\[deny-admin\]-rule\[0\]\]$/,
+      );
     } finally {
       await proxy.stop();
     }

@@ -17,7 +17,7 @@ root.add(
 );
 root.add(
   protobuf.Type.fromJSON('Metadata', {
-    fields: { filterMetadata: { keyType: 'string', type: 'google.protobuf.Struct', id: 1 } },
+    fields: { filterMetadata: { keyType: 'string', type: 'google.protobuf.Struct', id: 1 } as protobuf.IMapField },
   }),
 );
 const Struct = root.lookupType('google.protobuf.Struct');

@@ -1,8 +1,7 @@
 // One configured WasmPlugin on one worker: loads and compiles its module, starts its VM, reports
 // failures in one line, and applies failStrategy (FAIL_CLOSE, FAIL_OPEN, FAIL_RELOAD).
-import { readFile } from 'node:fs/promises';
-import { fileURLToPath } from 'node:url';
 import type { Resource, WasmPluginSpec } from '../../config/types.ts';
+import { fetchModule, type ModuleSource } from '../../fetch/index.ts';
 import type { Logger, LogLevels } from '../../observability/logger.ts';
 import { PINO_METHOD } from '../../observability/logger.ts';
 import type { Callouts } from '../../router/callouts.ts';
@@ -13,29 +12,39 @@ import type { PluginHandle } from './http-filter.ts';
 
 const RELOAD_BACKOFF_MS = [100, 200, 500, 1000, 2000, 5000];
 
-/** Reads a module's bytes. file:// now; remote sources belong to the fetcher. */
-export async function readModule(url: string): Promise<Uint8Array> {
-  if (url.startsWith('file://')) {
-    const path = fileURLToPath(url);
-    try {
-      return await readFile(path);
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      throw new Error(code === 'ENOENT' ? `module file not found: ${path}` : `cannot read module ${path}: ${code}`);
-    }
-  }
-  const scheme = url.split('://')[0];
-  throw new Error(`fetching ${scheme}:// modules is not supported yet (${url})`);
-}
-
 export interface LoadedModule {
   module: WebAssembly.Module;
   info: ModuleInfo;
 }
 
-/** Reads, compiles and inspects a module; throws one readable line. */
-export async function loadModule(url: string): Promise<LoadedModule> {
-  const bytes = await readModule(url);
+/** What fetchModule needs from a WasmPlugin (a bare string is a url with Istio's defaults). */
+function moduleSource(source: string | Resource<WasmPluginSpec>): ModuleSource {
+  if (typeof source === 'string') return { url: source };
+  const { spec, metadata } = source;
+  const out: ModuleSource = {
+    url: spec.url,
+    name: `${metadata.namespace}.${metadata.name}`,
+    namespace: metadata.namespace,
+    imagePullPolicy: spec.imagePullPolicy,
+  };
+  if (spec.sha256) out.sha256 = spec.sha256;
+  if (spec.imagePullSecret) out.imagePullSecret = spec.imagePullSecret;
+  return out;
+}
+
+/** Plugins whose modules are the same fetch (same url, checksum, policy and pull secret) share a key. */
+export function moduleKey(resource: Resource<WasmPluginSpec>): string {
+  const s = resource.spec;
+  const secret = s.imagePullSecret ? `${resource.metadata.namespace}/${s.imagePullSecret}` : '';
+  return JSON.stringify([s.url, s.sha256 ?? '', s.imagePullPolicy, secret]);
+}
+
+/**
+ * Fetches (file://, http(s)://, oci://: see src/fetch), compiles and inspects a module; throws one
+ * readable line naming the URL and the cause.
+ */
+export async function loadModule(source: string | Resource<WasmPluginSpec>): Promise<LoadedModule> {
+  const { bytes } = await fetchModule(moduleSource(source));
   const module = await compileModule(bytes);
   const info = inspectModule(module);
   if (info.problems.length > 0) throw new Error(info.problems.join('; '));
@@ -128,10 +137,13 @@ export class Plugin implements PluginHandle {
     return this.resource.spec.failStrategy === 'FAIL_OPEN';
   }
 
-  /** Loads the module and starts the VM. Never throws: failures are logged once and remembered. */
-  async init(loaded?: LoadedModule): Promise<void> {
+  /**
+   * Loads the module (or takes the one being loaded for it) and starts the VM. Never throws:
+   * failures are logged once and remembered.
+   */
+  async init(loaded?: LoadedModule | Promise<LoadedModule>): Promise<void> {
     try {
-      this.#loaded = loaded ?? (await loadModule(this.resource.spec.url));
+      this.#loaded = await (loaded ?? loadModule(this.resource));
       this.#vm = this.#startVm(this.#loaded);
       this.failure = undefined;
     } catch (err) {
