@@ -1,7 +1,9 @@
 // The `wasmgate` command line: run, validate, --help, --version.
 import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { AdminServer } from './admin/admin.ts';
+import { parseDurationMs } from './config/duration.ts';
 import { formatProblem } from './config/format.ts';
 import { loadConfig } from './config/load.ts';
 import type { LoadedConfig, Problem } from './config/types.ts';
@@ -9,6 +11,7 @@ import { configureFetch } from './fetch/index.ts';
 import { createLogger, LogLevels, levelNumber } from './observability/logger.ts';
 import { entryName } from './server/chain.ts';
 import { Gateway, planProxy } from './server/gateway.ts';
+import { ChangeWatcher } from './server/watch.ts';
 import { loadModule } from './wasm/plugin/plugin.ts';
 
 const VERSION: string = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version;
@@ -39,6 +42,11 @@ Options for run:
       --cache-dir DIR            Wasm module cache (default $XDG_CACHE_HOME/wasmgate, else a temp folder)
       --secrets-dir DIR          imagePullSecrets: DIR/<namespace>/<name> or DIR/<name> (docs/fetching.md)
       --insecure-registry H[:P]  reach this OCI registry over plain HTTP (repeatable; loopback always is)
+      --no-watch                 do not reload when configuration files or file:// modules change
+      --drain-time DURATION      on SIGTERM, serve with Connection: close for up to this long (default 5s)
+
+Reload: a changed config file or file:// module, SIGHUP, or POST /reload on the admin port builds
+the new configuration to the side; if it is invalid the running one keeps serving.
 `;
 
 class UsageError extends Error {}
@@ -65,6 +73,8 @@ function parse(argv: string[]) {
         'cache-dir': { type: 'string' },
         'secrets-dir': { type: 'string' },
         'insecure-registry': { type: 'string', multiple: true },
+        'no-watch': { type: 'boolean' },
+        'drain-time': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'v' },
       },
@@ -155,6 +165,9 @@ async function run(paths: string[], values: ReturnType<typeof parse>['values']):
     }
   }
   const port = portOption(values.port, '--port');
+  const drainMs = values['drain-time'] === undefined ? 5000 : parseDurationMs(values['drain-time']);
+  if (drainMs === undefined)
+    throw new UsageError(`--drain-time: expected a duration such as 5s, got "${values['drain-time']}"`);
   const adminPort = portOption(values['admin-port'], '--admin-port', true) ?? 15000;
   if (values.upstream !== undefined) {
     try {
@@ -216,12 +229,56 @@ async function run(paths: string[], values: ReturnType<typeof parse>['values']):
     closers.unshift(() => admin!.close());
     logger.info(`admin listening on 127.0.0.1:${actual}`);
   }
-  for (const s of gateway.summaries) {
-    logger.info(
-      { listener: s.name, port: s.port, chain: s.chain },
-      `listening on ${values.host ?? '0.0.0.0'}:${s.port}: ${[...s.chain, 'router'].join(' -> ')}`,
-    );
+  const listening = () => {
+    for (const s of gateway.summaries) {
+      logger.info(
+        { listener: s.name, port: s.port, chain: s.chain },
+        `listening on ${values.host ?? '0.0.0.0'}:${s.port}: ${[...s.chain, 'router'].join(' -> ')}`,
+      );
+    }
+  };
+  listening();
+
+  // ---- hot reload: file changes, SIGHUP, POST /reload ----
+  const watchedPaths = (config: LoadedConfig) => [
+    ...paths,
+    ...config.wasmPlugins.filter((p) => p.spec.url.startsWith('file://')).map((p) => fileURLToPath(p.spec.url)),
+  ];
+  const watcher = values['no-watch']
+    ? undefined
+    : new ChangeWatcher((files) => void reload(`changed: ${files.join(', ')}`));
+  watcher?.set(watchedPaths(config));
+  closers.unshift(async () => watcher?.close());
+  const reload = async (why: string): Promise<{ ok: boolean; message: string }> => {
+    const next = await loadConfig(paths);
+    const errors = next.problems.filter((p) => p.severity === 'error');
+    if (errors.length > 0) {
+      for (const p of errors) logger.error(`reload: ${formatProblem(p)}`);
+      const message = `reload rejected (${why}): ${errors.length} error(s); still serving the previous configuration`;
+      logger.error(message);
+      return { ok: false, message: `${message}\n${errors.map(formatProblem).join('\n')}` };
+    }
+    try {
+      const r = await gateway.reload(next);
+      watcher?.set(watchedPaths(next));
+      const message =
+        `reloaded (${why}): plugins kept ${r.plugins.kept.length}, replaced ${r.plugins.replaced.length}, ` +
+        `added ${r.plugins.added.length}, removed ${r.plugins.removed.length}`;
+      logger.info({ reload: r }, message);
+      listening();
+      return { ok: true, message };
+    } catch (err) {
+      const message = `reload failed (${why}): ${(err as Error).message}; still serving the previous configuration`;
+      logger.error(message);
+      return { ok: false, message };
+    }
+  };
+  process.on('SIGHUP', () => void reload('SIGHUP'));
+  if (admin) {
+    admin.onReload = () => reload('admin /reload');
+    admin.onDrain = () => gateway.drain();
   }
+
   return await new Promise<number>((resolve) => {
     let stopping = false;
     const stop = (signal: string) => {
@@ -230,7 +287,22 @@ async function run(paths: string[], values: ReturnType<typeof parse>['values']):
       logger.info(`${signal}: shutting down`);
       Promise.all(closers.map((c) => c().catch(() => {}))).then(() => resolve(0));
     };
-    process.once('SIGTERM', () => stop('SIGTERM'));
+    // SIGTERM: readiness fails at once; listeners keep serving with Connection: close (GOAWAY on
+    // HTTP/2) until no connection is left or the drain time is over; then the process exits.
+    const drainAndStop = () => {
+      if (stopping) return;
+      admin?.fail();
+      gateway.drain();
+      logger.info(`SIGTERM: draining for up to ${drainMs} ms (${gateway.connections} connection(s) open)`);
+      const deadline = Date.now() + drainMs;
+      const poll = setInterval(() => {
+        if (gateway.connections === 0 || Date.now() >= deadline) {
+          clearInterval(poll);
+          stop('SIGTERM');
+        }
+      }, 50);
+    };
+    process.once('SIGTERM', drainAndStop);
     process.once('SIGINT', () => stop('SIGINT'));
     if (admin) admin.onQuit = () => stop('quitquitquit');
   });

@@ -2,6 +2,7 @@
 // /clusters, POST /logging. Mutations are POST-only.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { redactUrl } from '../fetch/index.ts';
 import type { LogLevels } from '../observability/logger.ts';
 import { renderPluginMetrics, renderPluginStatus } from '../observability/plugin-metrics.ts';
 import type { Gateway } from '../server/gateway.ts';
@@ -16,7 +17,14 @@ export interface AdminOptions {
 /** Envoy's level names, by Proxy-Wasm level number (6 = off). */
 const LEVEL_NAMES = ['trace', 'debug', 'info', 'warning', 'error', 'critical', 'off'];
 
-const MUTATIONS = new Set(['/logging', '/quitquitquit', '/healthcheck/fail', '/healthcheck/ok', '/reload']);
+const MUTATIONS = new Set([
+  '/logging',
+  '/quitquitquit',
+  '/healthcheck/fail',
+  '/healthcheck/ok',
+  '/reload',
+  '/drain_listeners',
+]);
 
 export class AdminServer {
   readonly server: http.Server;
@@ -25,6 +33,8 @@ export class AdminServer {
   readonly #options: AdminOptions;
   #live = true;
   onQuit: (() => void) | undefined;
+  onReload: (() => Promise<{ ok: boolean; message: string }>) | undefined;
+  onDrain: (() => void) | undefined;
 
   constructor(gateway: Gateway, levels: LogLevels, options: AdminOptions) {
     this.#gateway = gateway;
@@ -47,6 +57,11 @@ export class AdminServer {
       this.server.close(() => resolve());
       this.server.closeAllConnections();
     });
+  }
+
+  /** Readiness fails from now on (drain). */
+  fail(): void {
+    this.#live = false;
   }
 
   #send(res: http.ServerResponse, status: number, body: string, type = 'text/plain; charset=utf-8'): void {
@@ -118,6 +133,21 @@ export class AdminServer {
         this.#live = true;
         this.#send(res, 200, 'OK\n');
         return;
+      case '/reload':
+        if (!this.onReload) {
+          this.#send(res, 501, 'reload is not available\n');
+          return;
+        }
+        this.onReload().then(
+          (r) => this.#send(res, r.ok ? 200 : 400, `${r.message}\n`),
+          (err: Error) => this.#send(res, 500, `reload failed: ${err.message}\n`),
+        );
+        return;
+      case '/drain_listeners':
+        this.#live = false;
+        this.onDrain?.();
+        this.#send(res, 200, 'OK\n');
+        return;
       case '/quitquitquit':
         this.#send(res, 200, 'OK\n');
         this.onQuit?.();
@@ -163,7 +193,7 @@ export class AdminServer {
       })),
       wasm_plugins: [...this.#gateway.plugins.values()].map((p) => ({
         name: p.name,
-        url: p.resource.spec.url,
+        url: redactUrl(p.resource.spec.url),
         phase: p.resource.spec.phase,
         priority: p.resource.spec.priority,
         fail_strategy: p.resource.spec.failStrategy,

@@ -73,7 +73,8 @@ function connectionKey(req: Request, socket: object): number {
 const EMPTY = new Uint8Array(0);
 
 export class HttpListener {
-  readonly config: ListenerConfig;
+  /** Read once per request: a swap (hot reload) applies to requests that start after it. */
+  config: ListenerConfig;
   /** What accepts connections: a TLS server (h2 + HTTP/1.1 by ALPN) or a TCP server that sniffs h2c. */
   readonly server: net.Server;
   readonly #http1: http.Server | undefined;
@@ -82,6 +83,7 @@ export class HttpListener {
   readonly #sessions = new Set<http2.Http2Session>();
   readonly #sockets = new Set<net.Socket>();
   #closing = false;
+  #draining = false;
 
   constructor(config: ListenerConfig, hooks: ListenerHooks) {
     this.config = config;
@@ -129,6 +131,7 @@ export class HttpListener {
     });
     this.#http2.on('session', (session) => {
       this.#sessions.add(session);
+      if (this.#draining) setImmediate(() => session.close());
       session.once('close', () => this.#sessions.delete(session));
     });
     this.#http2.on('sessionError', () => {});
@@ -142,6 +145,51 @@ export class HttpListener {
         resolve((this.server.address() as AddressInfo).port);
       });
     });
+  }
+
+  /**
+   * Swaps chain, routes and TLS settings for requests that start from now on; in-flight requests
+   * finish with what they started with. The port and the TLS-or-not choice cannot change here.
+   */
+  update(config: ListenerConfig): void {
+    if (config.tls && this.config.tls) (this.server as http2.Http2SecureServer).setSecureContext(config.tls.options);
+    this.config = { ...config, port: this.config.port };
+  }
+
+  /** Whether `config` can replace this listener's in place (same TLS-or-plaintext choice). */
+  canUpdate(config: ListenerConfig): boolean {
+    return Boolean(config.tls) === Boolean(this.config.tls);
+  }
+
+  /** The port actually bound (differs from config.port when that is 0). */
+  get boundPort(): number {
+    const a = this.server.address();
+    return a && typeof a === 'object' ? a.port : this.config.port;
+  }
+
+  /** Open downstream connections (HTTP/1 sockets and HTTP/2 sessions). */
+  get connections(): number {
+    return this.#sockets.size;
+  }
+
+  /**
+   * Graceful drain: keep serving, but every HTTP/1 response says `Connection: close` and every
+   * HTTP/2 session gets a GOAWAY, so clients move away without a failed request.
+   */
+  drain(): void {
+    if (this.#draining) return;
+    this.#draining = true;
+    for (const s of this.#sessions) if (!s.closed) s.close();
+    for (const socket of this.#sockets) if (!busy.get(socket) && !this.#isH2(socket)) socket.destroy();
+  }
+
+  #isH2(socket: net.Socket): boolean {
+    for (const s of this.#sessions) if (s.socket === socket || (s.socket as unknown) === socket) return true;
+    return false;
+  }
+
+  get draining(): boolean {
+    return this.#draining;
   }
 
   close(): Promise<void> {
@@ -167,9 +215,10 @@ export class HttpListener {
     const remote = socket.remoteAddress ?? '';
     const raw = req.rawHeaders;
     const h2 = req.httpVersionMajor === 2;
-    const scheme = this.config.tls ? 'https' : 'http';
+    const config = this.config;
+    const scheme = config.tls ? 'https' : 'http';
     const authority = (h2 ? (req.headers[':authority'] as string | undefined) : req.headers.host) ?? '';
-    if (this.config.httpsRedirect) {
+    if (config.httpsRedirect) {
       this.#redirect(req, res, authority);
       return;
     }
@@ -217,9 +266,8 @@ export class HttpListener {
       res.once('close', () => {
         const n = (busy.get(socket) ?? 1) - 1;
         busy.set(socket, n);
-        if (n === 0 && this.#closing) socket.destroy();
+        if (n === 0 && (this.#closing || this.#draining)) socket.destroy();
       });
-      if (this.#closing) res.setHeader('connection', 'close');
     }
     const isHead = req.method === 'HEAD';
     const drainWaiters: (() => void)[] = [];
@@ -234,11 +282,15 @@ export class HttpListener {
     };
     const manager = new FilterManager(
       stream,
-      this.config.chain,
+      config.chain,
       {
         writeHeaders: (status, h, endStream) => {
           if (h2) res.writeHead(status, headersObject(h.pairs));
-          else res.writeHead(status, h.toFlat());
+          else {
+            // Draining or closing: this response is the connection's last.
+            if (this.#closing || this.#draining) res.setHeader('connection', 'close');
+            res.writeHead(status, h.toFlat());
+          }
           if (endStream || isHead) res.end();
         },
         writeData: (chunk, endStream) => {
@@ -262,12 +314,12 @@ export class HttpListener {
         },
       },
       (m) => {
-        const route = this.config.routes.find(stream.requestHeaders, this.config.port);
+        const route = config.routes.find(stream.requestHeaders, config.port);
         return createUpstreamRequest(m, route, flow);
       },
       {
-        requestBufferLimit: this.config.requestBufferLimit ?? DEFAULT_BUFFER_LIMIT,
-        responseBufferLimit: this.config.responseBufferLimit ?? DEFAULT_BUFFER_LIMIT,
+        requestBufferLimit: config.requestBufferLimit ?? DEFAULT_BUFFER_LIMIT,
+        responseBufferLimit: config.responseBufferLimit ?? DEFAULT_BUFFER_LIMIT,
         onComplete: (s) => this.#hooks.onComplete(s),
       },
     );

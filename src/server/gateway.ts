@@ -1,12 +1,18 @@
 // Assembles a running proxy from loaded configuration: plugins, per-listener filter chains,
 // routes and clusters, listeners, and the access log.
 import { createWriteStream, type WriteStream } from 'node:fs';
-import type { AuthorizationPolicySpec, LoadedConfig, RequestAuthenticationSpec, Resource } from '../config/types.ts';
+import type {
+  AuthorizationPolicySpec,
+  LoadedConfig,
+  RequestAuthenticationSpec,
+  Resource,
+  WasmPluginSpec,
+} from '../config/types.ts';
 import { AuthnFilterFactory } from '../filters/authn/authn-filter.ts';
 import { AuthzFilterFactory } from '../filters/authz/authz-filter.ts';
 import { IstioMetrics } from '../filters/stats/istio-metrics.ts';
 import { StatsFilterFactory, serviceOfCluster } from '../filters/stats/stats-filter.ts';
-import { HttpListener } from '../listener/http-listener.ts';
+import { HttpListener, type ListenerConfig } from '../listener/http-listener.ts';
 import { httpsRedirect, listenerTls } from '../listener/tls.ts';
 import { formatAccessLog } from '../observability/access-log.ts';
 import type { Logger, LogLevels } from '../observability/logger.ts';
@@ -76,25 +82,54 @@ export function planProxy(
   return { plans, chains, authn, authz };
 }
 
+/** What one configuration builds: everything a reload replaces as a whole. */
+interface Generation {
+  config: LoadedConfig;
+  clusters: ClusterSet;
+  authn: AuthnFilterFactory | undefined;
+  listeners: { plan: ListenerPlan; config: ListenerConfig; summary: ListenerSummary }[];
+}
+
+/** What a reload changed, for the log and the admin answer. */
+export interface ReloadResult {
+  listeners: { added: number[]; removed: number[]; updated: number[] };
+  plugins: { kept: string[]; replaced: string[]; added: string[]; removed: string[] };
+}
+
 export class Gateway {
   readonly listeners: HttpListener[] = [];
   readonly plugins = new Map<string, Plugin>();
   readonly summaries: ListenerSummary[] = [];
-  readonly #clusters = new ClusterSet();
+  readonly #options: GatewayOptions;
   readonly #logger: Logger;
+  readonly #levels: LogLevels;
+  #gen: Generation | undefined;
   #accessLog: ((line: string) => void) | undefined;
   #accessStream: WriteStream | undefined;
-  #grpc: Http2GrpcCallouts | undefined;
-  #authn: AuthnFilterFactory | undefined;
+  readonly #grpc: Http2GrpcCallouts;
+  readonly #callouts: ClusterCallouts;
   /** Istio's standard metrics, served by the admin port. */
   readonly metrics = new IstioMetrics();
+  #reloading: Promise<unknown> = Promise.resolve();
+  #draining = false;
 
-  private constructor(logger: Logger) {
+  private constructor(options: GatewayOptions, logger: Logger, levels: LogLevels) {
+    this.#options = options;
     this.#logger = logger;
+    this.#levels = levels;
+    // Callouts resolve clusters in the configuration current when they are made.
+    const resolve = (name: string) =>
+      this.#gen ? resolveCluster(this.#gen.config, this.#gen.clusters, name) : undefined;
+    this.#callouts = new ClusterCallouts(resolve);
+    this.#grpc = new Http2GrpcCallouts(resolve);
   }
 
   get clusters(): ClusterSet {
-    return this.#clusters;
+    return this.#gen!.clusters;
+  }
+
+  get config(): LoadedConfig {
+    return this.#gen!.config;
   }
 
   static async start(
@@ -103,78 +138,13 @@ export class Gateway {
     logger: Logger,
     levels: LogLevels,
   ): Promise<Gateway> {
-    const gw = new Gateway(logger);
+    const gw = new Gateway(options, logger, levels);
     gw.#openAccessLog(options.accessLog);
-    const { plans, chains, authn, authz } = planProxy(config, options);
-    const builtins = new Map<string, FilterFactory>();
-    if (authn.length > 0) {
-      gw.#authn = new AuthnFilterFactory(authn, { logger });
-      builtins.set('istio.authn', gw.#authn);
-    }
-    if (authz.length > 0) {
-      const spaceDelimitedClaims = authn.flatMap((r) => r.spec.jwtRules.flatMap((j) => j.spaceDelimitedClaims ?? []));
-      builtins.set('istio.authz', new AuthzFilterFactory(authz, { logger, spaceDelimitedClaims }));
-    }
-    builtins.set(
-      'istio.stats',
-      new StatsFilterFactory(
-        gw.metrics,
-        { namespace: options.namespace, labels: options.labels, workload: 'wasmgate', cluster: 'Kubernetes' },
-        (cluster) => serviceOfCluster(cluster, (host) => serviceEntryNamespace(config, host)),
-      ),
-    );
-    const callouts = new ClusterCallouts((name) => resolveCluster(config, gw.#clusters, name));
-    gw.#grpc = new Http2GrpcCallouts((name) => resolveCluster(config, gw.#clusters, name));
-    // One Plugin per WasmPlugin resource; modules fetched and compiled once per moduleKey.
-    const modules = new Map<string, Promise<LoadedModule>>();
-    for (const entry of chains.flat()) {
-      if (entry.kind !== 'wasm') continue;
-      const resource = entry.plugin;
-      const key = `${resource.metadata.namespace}.${resource.metadata.name}`;
-      if (gw.plugins.has(key)) continue;
-      const plugin = new Plugin(
-        resource,
-        logger,
-        levels,
-        callouts,
-        { namespace: options.namespace, labels: options.labels },
-        gw.#grpc,
-      );
-      gw.plugins.set(key, plugin);
-      let loading = modules.get(moduleKey(resource));
-      if (!loading) {
-        loading = loadModule(resource);
-        loading.catch(() => {});
-        modules.set(moduleKey(resource), loading);
-      }
-      await plugin.init(loading);
-    }
-    for (const [i, plan] of plans.entries()) {
-      const routes = options.upstream
-        ? [upstreamRoute(options.upstream, gw.#clusters)]
-        : buildRoutes(config, plan.gateways, gw.#clusters);
-      const chain: FilterFactory[] = chains[i]!.map((e) =>
-        e.kind === 'wasm' ? new WasmFilterFactory(gw.plugins.get(entryName(e))!) : builtins.get(e.name)!,
-      );
-      const name = `0.0.0.0_${plan.port}`;
-      const listener = new HttpListener(
-        {
-          name,
-          host: options.host,
-          port: plan.port,
-          chain,
-          routes: new RouteTable(routes),
-          tls: listenerTls(plan.port, plan.servers),
-          httpsRedirect: httpsRedirect(plan.servers),
-        },
-        {
-          onComplete: (s) => gw.#accessLog?.(formatAccessLog(s)),
-          onError: (message, err) => logger.error({ err }, message),
-        },
-      );
-      gw.listeners.push(listener);
-      gw.summaries.push({ name, port: plan.port, chain: chain.map((f) => f.name), routes: routes.map((r) => r.name) });
-    }
+    const { gen, plugins } = await gw.#build(config, new Map());
+    for (const [k, p] of plugins) gw.plugins.set(k, p);
+    gw.#gen = gen;
+    for (const l of gen.listeners) gw.listeners.push(gw.#listener(l.config));
+    gw.summaries.push(...gen.listeners.map((l) => l.summary));
     try {
       for (const [i, l] of gw.listeners.entries()) gw.summaries[i]!.port = await l.listen();
     } catch (err) {
@@ -182,6 +152,200 @@ export class Gateway {
       throw err;
     }
     return gw;
+  }
+
+  #listener(config: ListenerConfig): HttpListener {
+    return new HttpListener(config, {
+      onComplete: (s) => this.#accessLog?.(formatAccessLog(s)),
+      onError: (message, err) => this.#logger.error({ err }, message),
+    });
+  }
+
+  /**
+   * Builds plugins, filter chains, routes and clusters for `config`. Plugins of `current` whose
+   * spec and module bytes are unchanged are reused (their VMs and state survive); others are new.
+   */
+  async #build(
+    config: LoadedConfig,
+    current: ReadonlyMap<string, Plugin>,
+  ): Promise<{ gen: Generation; plugins: Map<string, Plugin> }> {
+    const options = this.#options;
+    const logger = this.#logger;
+    const { plans, chains, authn, authz } = planProxy(config, options);
+    const builtins = new Map<string, FilterFactory>();
+    const authnFactory = authn.length > 0 ? new AuthnFilterFactory(authn, { logger }) : undefined;
+    if (authnFactory) builtins.set('istio.authn', authnFactory);
+    if (authz.length > 0) {
+      const spaceDelimitedClaims = authn.flatMap((r) => r.spec.jwtRules.flatMap((j) => j.spaceDelimitedClaims ?? []));
+      builtins.set('istio.authz', new AuthzFilterFactory(authz, { logger, spaceDelimitedClaims }));
+    }
+    builtins.set(
+      'istio.stats',
+      new StatsFilterFactory(
+        this.metrics,
+        { namespace: options.namespace, labels: options.labels, workload: 'wasmgate', cluster: 'Kubernetes' },
+        (cluster) => serviceOfCluster(cluster, (host) => serviceEntryNamespace(config, host)),
+      ),
+    );
+    // One Plugin per WasmPlugin resource; modules fetched and compiled once per moduleKey.
+    const modules = new Map<string, Promise<LoadedModule>>();
+    const plugins = new Map<string, Plugin>();
+    for (const entry of chains.flat()) {
+      if (entry.kind !== 'wasm') continue;
+      const resource = entry.plugin;
+      const key = entryName(entry);
+      if (plugins.has(key)) continue;
+      let loading = modules.get(moduleKey(resource));
+      if (!loading) {
+        loading = loadModule(resource);
+        loading.catch(() => {});
+        modules.set(moduleKey(resource), loading);
+      }
+      const old = current.get(key);
+      if (old && old.digest !== undefined && sameSpec(old.resource, resource)) {
+        const digest = await loading.then(
+          (m) => m.digest,
+          () => undefined,
+        );
+        if (digest === old.digest) {
+          plugins.set(key, old);
+          continue;
+        }
+      }
+      const plugin = new Plugin(
+        resource,
+        logger,
+        this.#levels,
+        this.#callouts,
+        { namespace: options.namespace, labels: options.labels },
+        this.#grpc,
+      );
+      plugins.set(key, plugin);
+      await plugin.init(loading);
+    }
+    const clusters = new ClusterSet();
+    const listeners = plans.map((plan, i) => {
+      const routes = options.upstream
+        ? [upstreamRoute(options.upstream, clusters)]
+        : buildRoutes(config, plan.gateways, clusters);
+      const chain: FilterFactory[] = chains[i]!.map((e) =>
+        e.kind === 'wasm' ? new WasmFilterFactory(plugins.get(entryName(e))!) : builtins.get(e.name)!,
+      );
+      const name = `0.0.0.0_${plan.port}`;
+      const listenerConfig: ListenerConfig = {
+        name,
+        host: options.host,
+        port: plan.port,
+        chain,
+        routes: new RouteTable(routes),
+        tls: listenerTls(plan.port, plan.servers),
+        httpsRedirect: httpsRedirect(plan.servers),
+      };
+      const summary = { name, port: plan.port, chain: chain.map((f) => f.name), routes: routes.map((r) => r.name) };
+      return { plan, config: listenerConfig, summary };
+    });
+    return { gen: { config, clusters, authn: authnFactory, listeners }, plugins };
+  }
+
+  /**
+   * Applies a new, already validated configuration without dropping a request: unchanged plugins
+   * keep their VMs; listeners on the same port swap chain and routes atomically (in-flight
+   * requests finish on what they started with); new ports open, removed ports drain and close.
+   * Reloads run one at a time. If building fails, nothing changes and the error is thrown.
+   */
+  reload(config: LoadedConfig): Promise<ReloadResult> {
+    const run = this.#reloading.then(() => this.#reload(config));
+    this.#reloading = run.catch(() => {});
+    return run;
+  }
+
+  async #reload(config: LoadedConfig): Promise<ReloadResult> {
+    const old = this.#gen!;
+    const { gen, plugins } = await this.#build(config, this.plugins);
+    const result: ReloadResult = {
+      listeners: { added: [], removed: [], updated: [] },
+      plugins: { kept: [], replaced: [], added: [], removed: [] },
+    };
+    // Open new ports first: a failure to listen leaves the running configuration as it was.
+    const byPort = new Map(this.listeners.map((l) => [l.config.port, l]));
+    const next: HttpListener[] = [];
+    const opened: HttpListener[] = [];
+    try {
+      for (const l of gen.listeners) {
+        const existing = this.#options.port !== undefined ? this.listeners[0] : byPort.get(l.plan.port);
+        if (existing?.canUpdate(l.config)) {
+          next.push(existing);
+          continue;
+        }
+        const fresh = this.#listener(l.config);
+        if (existing) {
+          // TLS turned on or off on a port: the old server must let go of it first.
+          await existing.close();
+          byPort.delete(existing.config.port);
+        }
+        l.summary.port = await fresh.listen();
+        opened.push(fresh);
+        next.push(fresh);
+        result.listeners.added.push(l.summary.port);
+      }
+    } catch (err) {
+      await Promise.all(opened.map((l) => l.close()));
+      for (const [k, p] of plugins) if (this.plugins.get(k) !== p) p.close();
+      gen.authn?.close();
+      await gen.clusters.close();
+      throw err;
+    }
+    for (const [i, l] of gen.listeners.entries()) {
+      const listener = next[i]!;
+      l.summary.port = listener.boundPort;
+      if (!opened.includes(listener)) {
+        listener.update(l.config);
+        result.listeners.updated.push(l.summary.port);
+      }
+      if (this.#draining) listener.drain();
+    }
+    const retired = this.listeners.filter((l) => !next.includes(l));
+    for (const l of retired) {
+      result.listeners.removed.push(l.config.port);
+      l.drain();
+      void l.close();
+    }
+    // Plugins: keep, replace (retire the old VM once its streams end), add, remove.
+    for (const [key, p] of plugins) {
+      const before = this.plugins.get(key);
+      if (before === p) result.plugins.kept.push(key);
+      else if (before) result.plugins.replaced.push(key);
+      else result.plugins.added.push(key);
+    }
+    for (const [key, p] of this.plugins) {
+      if (plugins.get(key) === p) continue;
+      if (!plugins.has(key)) result.plugins.removed.push(key);
+      p.retire();
+    }
+    this.plugins.clear();
+    for (const [k, p] of plugins) this.plugins.set(k, p);
+    this.listeners.splice(0, this.listeners.length, ...next);
+    this.summaries.splice(0, this.summaries.length, ...gen.listeners.map((l) => l.summary));
+    this.#gen = gen;
+    // The old generation's clusters finish their in-flight requests, then close.
+    void old.clusters.close();
+    if (old.authn) setTimeout(() => old.authn?.close(), 30_000).unref();
+    return result;
+  }
+
+  /** Graceful drain: responses say Connection: close, HTTP/2 sessions get GOAWAY. */
+  drain(): void {
+    this.#draining = true;
+    for (const l of this.listeners) l.drain();
+  }
+
+  get draining(): boolean {
+    return this.#draining;
+  }
+
+  /** Open downstream connections across listeners. */
+  get connections(): number {
+    return this.listeners.reduce((n, l) => n + l.connections, 0);
   }
 
   #openAccessLog(target: string): void {
@@ -198,11 +362,16 @@ export class Gateway {
   async close(): Promise<void> {
     await Promise.all(this.listeners.map((l) => l.close()));
     for (const p of this.plugins.values()) p.close();
-    this.#grpc?.close();
-    this.#authn?.close();
-    await this.#clusters.close();
+    this.#grpc.close();
+    this.#gen?.authn?.close();
+    await this.#gen?.clusters.close();
     this.#accessStream?.end();
   }
+}
+
+/** Same WasmPlugin spec (the module bytes are compared separately). */
+function sameSpec(a: Resource<WasmPluginSpec>, b: Resource<WasmPluginSpec>): boolean {
+  return JSON.stringify(a.spec) === JSON.stringify(b.spec);
 }
 
 /** The namespace of the ServiceEntry that declares `host` (Istio's destination_service_namespace). */

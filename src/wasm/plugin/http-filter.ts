@@ -28,6 +28,9 @@ export interface PluginHandle {
   skipped(): void;
   /** Counts a request answered 503 because this plugin failed under FAIL_CLOSE. */
   rejected(): void;
+  /** A stream started or finished using this plugin (a retired plugin closes when none is left). */
+  streamOpened?(): void;
+  streamClosed?(): void;
 }
 
 export class WasmFilterFactory implements FilterFactory {
@@ -40,6 +43,7 @@ export class WasmFilterFactory implements FilterFactory {
   }
 
   create(callbacks: FilterCallbacks): HttpFilter {
+    this.#plugin.streamOpened?.();
     return new WasmHttpFilter(this.#plugin, callbacks);
   }
 }
@@ -186,6 +190,14 @@ class WasmHttpFilter extends BaseContext implements HttpFilter {
   }
 
   onDestroy(): void {
+    try {
+      this.#destroy();
+    } finally {
+      this.#plugin.streamClosed?.();
+    }
+  }
+
+  #destroy(): void {
     if (!this.#created || !this.#vm) return;
     const vm = this.#vm;
     if (!vm.failed && vm.vm.has('proxy_on_done')) {

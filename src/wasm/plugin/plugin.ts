@@ -1,5 +1,6 @@
 // One configured WasmPlugin on one worker: loads and compiles its module, starts its VM, reports
 // failures in one line, and applies failStrategy (FAIL_CLOSE, FAIL_OPEN, FAIL_RELOAD).
+import { createHash } from 'node:crypto';
 import type { Resource, WasmPluginSpec } from '../../config/types.ts';
 import { fetchModule, type ModuleSource } from '../../fetch/index.ts';
 import type { Logger, LogLevels } from '../../observability/logger.ts';
@@ -15,6 +16,8 @@ const RELOAD_BACKOFF_MS = [100, 200, 500, 1000, 2000, 5000];
 export interface LoadedModule {
   module: WebAssembly.Module;
   info: ModuleInfo;
+  /** sha256 of the module bytes (hex): a reload keeps a plugin's VM only when this is unchanged. */
+  digest: string;
 }
 
 /** What fetchModule needs from a WasmPlugin (a bare string is a url with Istio's defaults). */
@@ -48,7 +51,7 @@ export async function loadModule(source: string | Resource<WasmPluginSpec>): Pro
   const module = await compileModule(bytes);
   const info = inspectModule(module);
   if (info.problems.length > 0) throw new Error(info.problems.join('; '));
-  return { module, info };
+  return { module, info, digest: createHash('sha256').update(bytes).digest('hex') };
 }
 
 export interface ProxyNode {
@@ -217,8 +220,32 @@ export class Plugin implements PluginHandle {
     this.rejectedCount++;
   }
 
+  /** Streams using this plugin now; a retired plugin closes its VM when the last one ends. */
+  #activeStreams = 0;
+  #retired = false;
+
+  streamOpened(): void {
+    this.#activeStreams++;
+  }
+
+  streamClosed(): void {
+    this.#activeStreams--;
+    if (this.#retired && this.#activeStreams <= 0) this.close();
+  }
+
+  /** Replaced by a reload: close now if idle, else when the last in-flight stream ends. */
+  retire(): void {
+    this.#retired = true;
+    if (this.#activeStreams <= 0) this.close();
+  }
+
   get vm(): PluginVm | undefined {
     return this.#vm;
+  }
+
+  /** sha256 of the loaded module, undefined when it failed to load. */
+  get digest(): string | undefined {
+    return this.#loaded?.digest;
   }
 
   close(): void {
