@@ -1,5 +1,6 @@
 // The `wasmgate` command line: run, validate, --help, --version.
 import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { AdminServer } from './admin/admin.ts';
@@ -7,10 +8,10 @@ import { parseDurationMs } from './config/duration.ts';
 import { formatProblem } from './config/format.ts';
 import { loadConfig } from './config/load.ts';
 import type { LoadedConfig, Problem } from './config/types.ts';
-import { configureFetch } from './fetch/index.ts';
 import { createLogger, LogLevels, levelNumber } from './observability/logger.ts';
 import { entryName } from './server/chain.ts';
-import { Gateway, planProxy } from './server/gateway.ts';
+import { type GatewayOptions, planProxy } from './server/gateway.ts';
+import { WorkerPool } from './server/supervisor.ts';
 import { ChangeWatcher } from './server/watch.ts';
 import { loadModule } from './wasm/plugin/plugin.ts';
 
@@ -44,6 +45,7 @@ Options for run:
       --insecure-registry H[:P]  reach this OCI registry over plain HTTP (repeatable; loopback always is)
       --no-watch                 do not reload when configuration files or file:// modules change
       --drain-time DURATION      on SIGTERM, serve with Connection: close for up to this long (default 5s)
+      --concurrency N            worker threads, each with its own listeners and Wasm VMs (default: cores)
 
 Reload: a changed config file or file:// module, SIGHUP, or POST /reload on the admin port builds
 the new configuration to the side; if it is invalid the running one keeps serving.
@@ -75,6 +77,7 @@ function parse(argv: string[]) {
         'insecure-registry': { type: 'string', multiple: true },
         'no-watch': { type: 'boolean' },
         'drain-time': { type: 'string' },
+        concurrency: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'v' },
       },
@@ -187,12 +190,6 @@ async function run(paths: string[], values: ReturnType<typeof parse>['values']):
   for (const h of values['insecure-registry'] ?? [])
     if (!/^(\*|[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:\d+)?$/.test(h))
       throw new UsageError(`--insecure-registry: expected HOST or HOST:PORT, got "${h}"`);
-  configureFetch({
-    cacheDir: values['cache-dir'],
-    secretsDir: values['secrets-dir'],
-    insecureRegistries: values['insecure-registry'] ?? [],
-    log: (level, message) => logger[level](message),
-  });
   const closers: (() => Promise<void>)[] = [];
   if (values.httpbin) {
     const { startHttpbin } = await import('./upstream/httpbin.ts');
@@ -202,21 +199,43 @@ async function run(paths: string[], values: ReturnType<typeof parse>['values']):
     closers.push(() => hb.close());
     logger.info(`embedded httpbin listening on ${hb.url}`);
   }
-  const gateway = await Gateway.start(
-    config,
+  const concurrency = values.concurrency === undefined ? availableParallelism() : Number(values.concurrency);
+  if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 256)
+    throw new UsageError(`--concurrency: expected a number of workers from 1 to 256, got "${values.concurrency}"`);
+  const gatewayOptions: GatewayOptions = {
+    host: values.host ?? '0.0.0.0',
+    port,
+    upstream: values.upstream,
+    namespace: values.namespace ?? 'istio-system',
+    labels: labelsOption(values.label),
+    rootNamespace: values['root-namespace'] ?? 'istio-system',
+    accessLog: values['access-log'] ?? 'stdout',
+    reusePort: concurrency > 1,
+  };
+  // Each worker thread runs a Gateway (listeners, VMs, clusters); this thread supervises.
+  const gateway = new WorkerPool(
     {
-      host: values.host ?? '0.0.0.0',
-      port,
-      upstream: values.upstream,
-      namespace: values.namespace ?? 'istio-system',
-      labels: labelsOption(values.label),
-      rootNamespace: values['root-namespace'] ?? 'istio-system',
-      accessLog: values['access-log'] ?? 'stdout',
+      paths,
+      options: gatewayOptions,
+      logLevel: logLevel === 'warning' ? 'warn' : logLevel,
+      levels: levels.state(),
+      fetch: {
+        cacheDir: values['cache-dir'],
+        secretsDir: values['secrets-dir'],
+        insecureRegistries: values['insecure-registry'] ?? [],
+      },
     },
+    concurrency,
     logger,
-    levels,
   );
   closers.unshift(() => gateway.close());
+  try {
+    await gateway.start();
+  } catch (err) {
+    await gateway.close();
+    throw err;
+  }
+  logger.info(`${concurrency} worker(s) started`);
   let admin: AdminServer | undefined;
   if (adminPort >= 0) {
     admin = new AdminServer(gateway, levels, {
@@ -259,7 +278,7 @@ async function run(paths: string[], values: ReturnType<typeof parse>['values']):
       return { ok: false, message: `${message}\n${errors.map(formatProblem).join('\n')}` };
     }
     try {
-      const r = await gateway.reload(next);
+      const r = await gateway.reload();
       watcher?.set(watchedPaths(next));
       const message =
         `reloaded (${why}): plugins kept ${r.plugins.kept.length}, replaced ${r.plugins.replaced.length}, ` +
@@ -276,7 +295,7 @@ async function run(paths: string[], values: ReturnType<typeof parse>['values']):
   process.on('SIGHUP', () => void reload('SIGHUP'));
   if (admin) {
     admin.onReload = () => reload('admin /reload');
-    admin.onDrain = () => gateway.drain();
+    admin.onDrain = () => void gateway.drain();
   }
 
   return await new Promise<number>((resolve) => {
@@ -292,15 +311,15 @@ async function run(paths: string[], values: ReturnType<typeof parse>['values']):
     const drainAndStop = () => {
       if (stopping) return;
       admin?.fail();
-      gateway.drain();
-      logger.info(`SIGTERM: draining for up to ${drainMs} ms (${gateway.connections} connection(s) open)`);
+      void gateway.drain();
+      logger.info(`SIGTERM: draining for up to ${drainMs} ms`);
       const deadline = Date.now() + drainMs;
-      const poll = setInterval(() => {
-        if (gateway.connections === 0 || Date.now() >= deadline) {
-          clearInterval(poll);
-          stop('SIGTERM');
-        }
-      }, 50);
+      const poll = async () => {
+        const open = await gateway.connections();
+        if (open === 0 || Date.now() >= deadline) stop('SIGTERM');
+        else setTimeout(poll, 50);
+      };
+      void poll();
     };
     process.once('SIGTERM', drainAndStop);
     process.once('SIGINT', () => stop('SIGINT'));

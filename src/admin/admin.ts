@@ -1,11 +1,22 @@
-// The admin listener (Envoy's localhost:15000 subset for now): /ready, /server_info, /config_dump,
-// /clusters, POST /logging. Mutations are POST-only.
+// The admin listener (Envoy's localhost:15000 subset): /ready, /server_info, /config_dump,
+// /clusters, /stats/prometheus, POST /logging, /reload, /drain_listeners, /healthcheck/*,
+// /quitquitquit. Mutations are POST-only. It runs in the supervisor and merges what the workers
+// report (snapshots), so it answers even while a worker is busy or restarting.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { redactUrl } from '../fetch/index.ts';
-import type { LogLevels } from '../observability/logger.ts';
-import { renderPluginMetrics, renderPluginStatus } from '../observability/plugin-metrics.ts';
-import type { Gateway } from '../server/gateway.ts';
+import { AggregatorRegistry } from 'prom-client';
+import type { LogLevels, LogLevelsState } from '../observability/logger.ts';
+import { type PluginStatus, renderPluginMetrics, renderPluginStatus } from '../observability/plugin-metrics.ts';
+import type { ListenerSummary } from '../server/gateway.ts';
+import type { ClusterSnapshot, WorkerSnapshot } from '../server/snapshot.ts';
+
+/** What the admin needs from the workers. */
+export interface AdminBackend {
+  snapshots(): Promise<WorkerSnapshot[]>;
+  readonly summaries: ListenerSummary[];
+  readonly pluginNames: string[];
+  setLevels(levels: LogLevelsState): Promise<void>;
+}
 
 export interface AdminOptions {
   host: string;
@@ -28,7 +39,7 @@ const MUTATIONS = new Set([
 
 export class AdminServer {
   readonly server: http.Server;
-  readonly #gateway: Gateway;
+  readonly #backend: AdminBackend;
   readonly #levels: LogLevels;
   readonly #options: AdminOptions;
   #live = true;
@@ -36,8 +47,8 @@ export class AdminServer {
   onReload: (() => Promise<{ ok: boolean; message: string }>) | undefined;
   onDrain: (() => void) | undefined;
 
-  constructor(gateway: Gateway, levels: LogLevels, options: AdminOptions) {
-    this.#gateway = gateway;
+  constructor(backend: AdminBackend, levels: LogLevels, options: AdminOptions) {
+    this.#backend = backend;
     this.#levels = levels;
     this.#options = options;
     this.server = http.createServer((req, res) => this.#handle(req, res));
@@ -107,21 +118,18 @@ export class AdminServer {
           (err: Error) => this.#send(res, 500, `metrics failed: ${err.message}\n`),
         );
         return;
+      case '/clusters':
+        this.#backend.snapshots().then(
+          (snaps) => this.#send(res, 200, renderClusters(snaps)),
+          (err: Error) => this.#send(res, 500, `clusters failed: ${err.message}\n`),
+        );
+        return;
       case '/config_dump':
-        this.#send(res, 200, JSON.stringify(this.#configDump(), null, 2), 'application/json');
+        this.#backend.snapshots().then(
+          (snaps) => this.#send(res, 200, JSON.stringify(this.#configDump(snaps), null, 2), 'application/json'),
+          (err: Error) => this.#send(res, 500, `config_dump failed: ${err.message}\n`),
+        );
         return;
-      case '/clusters': {
-        const lines: string[] = [];
-        for (const c of this.#gateway.clusters.clusters.values()) {
-          for (const e of c.endpoints) {
-            lines.push(`${c.name}::${e.host}:${e.port}::health_flags::healthy`);
-            lines.push(`${c.name}::${e.host}:${e.port}::rq_active::${c.active}`);
-            lines.push(`${c.name}::${e.host}:${e.port}::rq_total::${c.total}`);
-          }
-        }
-        this.#send(res, 200, `${lines.join('\n')}\n`);
-        return;
-      }
       case '/logging':
         this.#logging(url, res);
         return;
@@ -158,9 +166,11 @@ export class AdminServer {
   }
 
   async #prometheus(): Promise<string> {
-    const plugins = [...this.#gateway.plugins.values()];
-    const metrics = plugins.flatMap((p) => (p.vm ? [...p.vm.metrics.byId.values()] : []));
-    return (await this.#gateway.metrics.text()) + renderPluginStatus(plugins) + renderPluginMetrics(metrics);
+    const snaps = await this.#backend.snapshots();
+    const istio = await AggregatorRegistry.aggregate(snaps.map((s) => s.istioMetrics)).metrics();
+    return (
+      istio + renderPluginStatus(mergePluginStatus(snaps)) + renderPluginMetrics(snaps.flatMap((s) => s.pluginMetrics))
+    );
   }
 
   #logging(url: URL, res: http.ServerResponse): void {
@@ -168,7 +178,7 @@ export class AdminServer {
     for (const [key, value] of url.searchParams) {
       let ok = false;
       if (key === 'wasm' || key === 'level') ok = this.#levels.setWasm(value);
-      else if (this.#gateway.plugins.has(key)) ok = this.#levels.setPlugin(key, value);
+      else if (this.#backend.pluginNames.includes(key)) ok = this.#levels.setPlugin(key, value);
       if (!ok) {
         this.#send(res, 400, `invalid logging change: ${key}=${value}\n`);
         return;
@@ -176,30 +186,92 @@ export class AdminServer {
       changes.push(`${key}: ${value}`);
     }
     const lines = [`active loggers:`, `  wasm: ${LEVEL_NAMES[this.#levels.wasm]}`];
-    for (const name of this.#gateway.plugins.keys()) {
+    if (changes.length > 0) void this.#backend.setLevels(this.#levels.state());
+    for (const name of this.#backend.pluginNames) {
       const n = this.#levels.pluginLevel(name);
       lines.push(`  ${name}: ${LEVEL_NAMES[n]}`);
     }
     this.#send(res, 200, `${lines.join('\n')}\n`);
   }
 
-  #configDump(): unknown {
+  #configDump(snaps: WorkerSnapshot[]): unknown {
+    const first = snaps[0];
     return {
-      listeners: this.#gateway.summaries.map((l) => ({
+      workers: snaps.length,
+      listeners: (first?.summaries ?? this.#backend.summaries).map((l) => ({
         name: l.name,
         port: l.port,
         http_filters: [...l.chain, 'envoy.filters.http.router'],
         routes: l.routes,
       })),
-      wasm_plugins: [...this.#gateway.plugins.values()].map((p) => ({
+      wasm_plugins: (first?.plugins ?? []).map((p) => ({
         name: p.name,
-        url: redactUrl(p.resource.spec.url),
-        phase: p.resource.spec.phase,
-        priority: p.resource.spec.priority,
-        fail_strategy: p.resource.spec.failStrategy,
-        state: p.failure ? 'FAILED' : 'ACTIVE',
-        failure: p.failure,
+        url: p.url,
+        sha256: p.digest,
+        phase: p.phase,
+        priority: p.priority,
+        fail_strategy: p.failStrategy,
+        workers: snaps.map((s) => {
+          const w = s.plugins.find((x) => x.name === p.name);
+          return { worker: s.worker, state: w?.failure ? 'FAILED' : 'ACTIVE', failure: w?.failure };
+        }),
       })),
     };
   }
+}
+
+/** Plugin health and failStrategy counters summed over workers (failed if failed on any). */
+function mergePluginStatus(snaps: WorkerSnapshot[]): PluginStatus[] {
+  const merged = new Map<string, PluginStatus>();
+  for (const s of snaps) {
+    for (const p of s.plugins) {
+      const cur = merged.get(p.name);
+      if (!cur)
+        merged.set(p.name, {
+          name: p.name,
+          failure: p.failure,
+          skippedCount: p.skippedCount,
+          rejectedCount: p.rejectedCount,
+        });
+      else {
+        cur.failure ??= p.failure;
+        cur.skippedCount += p.skippedCount;
+        cur.rejectedCount += p.rejectedCount;
+      }
+    }
+  }
+  return [...merged.values()];
+}
+
+/** Envoy's /clusters text, per endpoint, summed over workers. */
+function renderClusters(snaps: WorkerSnapshot[]): string {
+  const merged = new Map<string, ClusterSnapshot>();
+  for (const s of snaps) {
+    for (const c of s.clusters) {
+      const cur = merged.get(c.name);
+      if (!cur) {
+        merged.set(c.name, { ...c, endpoints: c.endpoints.map((e) => ({ ...e })) });
+        continue;
+      }
+      for (const e of c.endpoints) {
+        const m = cur.endpoints.find((x) => x.host === e.host && x.port === e.port);
+        if (!m) cur.endpoints.push({ ...e });
+        else {
+          m.active += e.active;
+          m.total += e.total;
+          m.healthy &&= e.healthy;
+        }
+      }
+    }
+  }
+  const lines: string[] = [];
+  for (const c of merged.values()) {
+    for (const e of c.endpoints) {
+      const at = `${c.name}::${e.host}:${e.port}`;
+      lines.push(`${at}::health_flags::${e.healthy ? 'healthy' : '/failed_outlier_check'}`);
+      lines.push(`${at}::rq_active::${e.active}`);
+      lines.push(`${at}::rq_total::${e.total}`);
+    }
+  }
+  return `${lines.join('\n')}\n`;
 }

@@ -27,6 +27,8 @@ export interface ListenerConfig {
   tls?: ListenerTls;
   /** Answer every request with a 301 to https:// (Gateway tls.httpsRedirect). */
   httpsRedirect?: boolean;
+  /** SO_REUSEPORT: several worker threads listen on the same port (the kernel spreads connections). */
+  reusePort?: boolean;
 }
 
 type Request = http.IncomingMessage | http2.Http2ServerRequest;
@@ -140,7 +142,8 @@ export class HttpListener {
   listen(): Promise<number> {
     return new Promise((resolve, reject) => {
       this.server.once('error', reject);
-      this.server.listen(this.config.port, this.config.host, () => {
+      // reusePort: every worker thread listens on the same port; the kernel spreads connections.
+      this.server.listen({ port: this.config.port, host: this.config.host, reusePort: this.config.reusePort }, () => {
         this.server.off('error', reject);
         resolve((this.server.address() as AddressInfo).port);
       });

@@ -34,7 +34,8 @@ export function accessLogEntry(s: HttpStream): Record<string, string | number> {
     upstream_cluster: dash(i.upstreamCluster),
     upstream_local_address: '-',
     downstream_local_address: `${i.downstreamLocalAddress}:${i.downstreamLocalPort}`,
-    downstream_remote_address: `${i.downstreamRemoteAddress}:${i.downstreamRemotePort}`,
+    // The trusted client address; taken from X-Forwarded-For it has no port (Envoy prints :0).
+    downstream_remote_address: `${i.remoteAddress}:${i.remoteAddress === i.downstreamRemoteAddress ? i.downstreamRemotePort : 0}`,
     requested_server_name: '-',
     route_name: dash(i.routeName),
   };

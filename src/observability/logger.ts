@@ -23,6 +23,12 @@ export function levelNumber(name: string): number | undefined {
 
 export const PINO_METHOD = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const;
 
+/** LogLevels as plain data, to hand to worker threads. */
+export interface LogLevelsState {
+  wasm: number;
+  perPlugin: [string, number][];
+}
+
 export class LogLevels {
   /** Level of the `wasm` component (all plugins), as a Proxy-Wasm number. */
   wasm: number;
@@ -41,6 +47,16 @@ export class LogLevels {
     if (n === undefined) return false;
     this.#perPlugin.set(name, n);
     return true;
+  }
+
+  state(): LogLevelsState {
+    return { wasm: this.wasm, perPlugin: [...this.#perPlugin] };
+  }
+
+  restore(state: LogLevelsState): void {
+    this.wasm = state.wasm;
+    this.#perPlugin.clear();
+    for (const [k, v] of state.perPlugin) this.#perPlugin.set(k, v);
   }
 
   setWasm(level: string): boolean {

@@ -6,8 +6,15 @@ export interface StreamInfo {
   startHr: bigint;
   requestId: string;
   protocol: string;
+  /** The direct peer of the downstream connection (authz source.ip / ipBlocks). */
   downstreamRemoteAddress: string;
   downstreamRemotePort: number;
+  /**
+   * The trusted client address: the peer, or with --xff-num-trusted-hops N the Nth address from
+   * the right of the incoming X-Forwarded-For (Envoy's remote address; authz remote.ip /
+   * remoteIpBlocks, the access log's downstream_remote_address, x-envoy-external-address).
+   */
+  remoteAddress: string;
   downstreamLocalAddress: string;
   downstreamLocalPort: number;
   bytesReceived: number;
@@ -33,11 +40,15 @@ export type DownstreamInfo = Pick<
   | 'downstreamLocalAddress'
   | 'downstreamLocalPort'
   | 'connectionId'
->;
+> & {
+  /** Defaults to the peer (downstreamRemoteAddress). */
+  remoteAddress?: string;
+};
 
 export function newStreamInfo(downstream: DownstreamInfo): StreamInfo {
   return {
     ...downstream,
+    remoteAddress: downstream.remoteAddress ?? downstream.downstreamRemoteAddress,
     startTime: Date.now(),
     startHr: process.hrtime.bigint(),
     bytesReceived: 0,

@@ -22,3 +22,21 @@ export function hopByHopNames(connectionValues: readonly string[]): Set<string> 
 export function isHopByHop(name: string): boolean {
   return HOP_BY_HOP.has(name);
 }
+
+/**
+ * For an upgrade request or its 101 answer: the hop-by-hop names to drop, except `Upgrade` and
+ * `Connection` themselves, which Envoy keeps (Connection reduced to `upgrade`) so that the
+ * upgrade reaches the upstream and the 101 reaches the client.
+ */
+export function upgradeHopByHopNames(connectionValues: readonly string[]): Set<string> {
+  const names = new Set(hopByHopNames(connectionValues));
+  names.delete('upgrade');
+  names.delete('connection');
+  return names;
+}
+
+/** Whether Connection lists `upgrade` and Upgrade names `websocket` (the only upgrade Istio configures). */
+export function isWebSocketUpgrade(connectionValues: readonly string[], upgrade: string | undefined): boolean {
+  if (!upgrade || upgrade.trim().toLowerCase() !== 'websocket') return false;
+  return connectionValues.some((v) => v.split(',').some((t) => t.trim().toLowerCase() === 'upgrade'));
+}

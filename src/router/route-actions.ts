@@ -139,7 +139,8 @@ export function requestHash(
     const v = headers.getAll(policy.header.toLowerCase());
     return v.length > 0 ? { hash: hash32(v.join(',')) } : {};
   }
-  if (policy.sourceIp) return { hash: hash32(stream.info.downstreamRemoteAddress) };
+  // Envoy hashes the downstream remote address: the trusted client (X-Forwarded-For hops) if any.
+  if (policy.sourceIp) return { hash: hash32(stream.info.remoteAddress) };
   if (policy.queryParameter) {
     const path = headers.get(':path') ?? '/';
     const q = path.indexOf('?');

@@ -6,12 +6,12 @@
 // Retries and mirrors need the request body again: it is kept in memory while it is at most
 // RETRY_BUFFER_LIMIT bytes (Envoy's per-request buffer limit, 1 MiB by default). A request whose
 // body grew past it is not retried and not mirrored, as Envoy does.
-import { PassThrough } from 'node:stream';
+import { type Duplex, PassThrough } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { FilterManager, UpstreamRequest } from '../pipeline/filter-manager.ts';
 import { HeaderMap } from '../pipeline/headers.ts';
 import type { Cluster, ClusterEndpoint } from './cluster.ts';
-import { hopByHopNames } from './hop-by-hop.ts';
+import { hopByHopNames, upgradeHopByHopNames } from './hop-by-hop.ts';
 import type { Outcome } from './outlier.ts';
 import { applyRewrite, pickDestination, requestHash, requestHeaderOps, responseHeaderOps } from './route-actions.ts';
 import type { Route, RouteDestination, RouteMatch } from './route-table.ts';
@@ -23,6 +23,12 @@ export interface DownstreamFlow {
   /** Called when the response wants to be written faster than the client reads. */
   onDrain(fn: () => void): void;
   writeBlocked(): boolean;
+  /**
+   * Present when the downstream request is a WebSocket upgrade: the request goes upstream as an
+   * upgrade, and on a 101 the upstream socket is handed over here (before the 101 runs through the
+   * response filters). The taker calls `done` once, when the tunnel closes or is not used.
+   */
+  upgraded?(socket: Duplex, done: () => void): void;
 }
 
 export const RETRY_BUFFER_LIMIT = 1024 * 1024;
@@ -100,6 +106,9 @@ export class RouterUpstreamRequest implements UpstreamRequest {
   #retryOverflow = false;
   #timer: NodeJS.Timeout | undefined;
   #backoff: NodeJS.Timeout | undefined;
+  /** A WebSocket upgrade (no request body; a 101 hands the upstream socket to the listener). */
+  #upgrade = false;
+  #upgradedSocket: Duplex | undefined;
 
   constructor(manager: FilterManager, route: Route, match: RouteMatch | undefined, flow: DownstreamFlow) {
     this.#manager = manager;
@@ -123,8 +132,10 @@ export class RouterUpstreamRequest implements UpstreamRequest {
     const h = requestHash(this.#cluster.options.hash, headers, this.#manager.stream);
     this.#hash = h.hash;
     this.#setCookie = h.setCookie;
-    this.#hasBody = !endStream;
-    if (endStream) this.#requestEnded();
+    this.#upgrade = this.#flow.upgraded !== undefined && this.#headers.get('upgrade') !== undefined;
+    // An upgrade has no body: what follows its head is tunnel data, once upgraded.
+    this.#hasBody = !endStream && !this.#upgrade;
+    if (endStream || this.#upgrade) this.#requestEnded();
     const ready = this.#cluster.ready();
     if (ready) void ready.then(() => this.#start());
     else this.#start();
@@ -229,6 +240,8 @@ export class RouterUpstreamRequest implements UpstreamRequest {
         method: h.get(':method') ?? 'GET',
         headers: out,
         body: attempt.body ?? null,
+        // undici writes `connection: upgrade` and this Upgrade itself (both dropped from `out`).
+        ...(this.#upgrade ? { upgrade: h.get('upgrade') ?? 'websocket' } : {}),
         ...(endpoint.tls && sni && !/^[\d.]+$|:/.test(sni) ? { servername: sni } : {}),
       } as Dispatcher.DispatchOptions,
       this.#handler(attempt),
@@ -276,6 +289,36 @@ export class RouterUpstreamRequest implements UpstreamRequest {
           controller.pause();
           this.#flow.onDrain(() => controller.resume());
         }
+      },
+      onRequestUpgrade: (_controller, statusCode, headers, socket) => {
+        socket.on('error', () => {}); // until the listener's tunnel takes it
+        if (attempt.finished || this.#done || !this.#flow.upgraded) {
+          socket.destroy();
+          return;
+        }
+        if (attempt.perTry) clearTimeout(attempt.perTry);
+        attempt.forwarded = true;
+        this.#upgradedSocket = socket;
+        // The route timeout covers the wait for the 101, not the tunnel.
+        this.#finish();
+        const info = this.#manager.stream.info;
+        const serviceMs = Number((process.hrtime.bigint() - attempt.started) / 1_000_000n);
+        info.upstreamServiceTimeMs = serviceMs;
+        const map = new HeaderMap();
+        const connection = headers.connection;
+        const drop = upgradeHopByHopNames(connection === undefined ? [] : ([] as string[]).concat(connection));
+        for (const [k, v] of Object.entries(headers)) {
+          if (v === undefined || drop.has(k)) continue;
+          if (Array.isArray(v)) for (const one of v) map.add(k, one);
+          else map.add(k, v);
+        }
+        map.replace('x-envoy-upstream-service-time', String(serviceMs));
+        if (this.#setCookie) map.add('set-cookie', this.#setCookie);
+        responseHeaderOps(map, this.#route, this.#dest);
+        // The endpoint's slot and request count are held until the tunnel closes, as Envoy
+        // counts an upgraded stream as an active request on its upstream connection.
+        this.#flow.upgraded(socket, () => this.#endAttempt(attempt, { status: statusCode }));
+        this.#manager.encodeHeaders(statusCode, map, false);
       },
       onResponseData: (controller, chunk) => {
         if (attempt.finished || !attempt.forwarded) return;
@@ -446,7 +489,7 @@ export class RouterUpstreamRequest implements UpstreamRequest {
   /** Fire-and-forget copies to the route's mirrors, Host suffixed with -shadow (before any port). */
   #mirror(): void {
     const mirrors = this.#route.mirrors;
-    if (!mirrors || mirrors.length === 0 || (this.#hasBody && !this.#replayable)) return;
+    if (!mirrors || mirrors.length === 0 || this.#upgrade || (this.#hasBody && !this.#replayable)) return;
     const body = this.#hasBody ? Buffer.concat(this.#received) : null;
     for (const m of mirrors) {
       if (Math.random() * 100 >= m.percent) continue;
@@ -499,6 +542,8 @@ export class RouterUpstreamRequest implements UpstreamRequest {
   }
 
   abort(): void {
+    // A tunnel (or a 101 not yet relayed) goes down with the stream.
+    this.#upgradedSocket?.destroy();
     if (this.#done) return;
     this.#finish();
     const attempt = this.#attempt;

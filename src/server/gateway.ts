@@ -1,6 +1,7 @@
 // Assembles a running proxy from loaded configuration: plugins, per-listener filter chains,
 // routes and clusters, listeners, and the access log.
 import { createWriteStream, type WriteStream } from 'node:fs';
+import pino from 'pino';
 import type {
   AuthorizationPolicySpec,
   LoadedConfig,
@@ -37,6 +38,8 @@ export interface GatewayOptions {
   accessLog: string;
   /** Istio's standard request metrics (the istio.stats filter); default on. */
   stats?: boolean;
+  /** Listen with SO_REUSEPORT (several workers on one port). */
+  reusePort?: boolean;
 }
 
 export interface ListenerSummary {
@@ -106,6 +109,7 @@ export class Gateway {
   #gen: Generation | undefined;
   #accessLog: ((line: string) => void) | undefined;
   #accessStream: WriteStream | undefined;
+  #flushAccessLog: (() => void) | undefined;
   readonly #grpc: Http2GrpcCallouts;
   readonly #callouts: ClusterCallouts;
   /** Istio's standard metrics, served by the admin port. */
@@ -240,6 +244,7 @@ export class Gateway {
         routes: new RouteTable(routes),
         tls: listenerTls(plan.port, plan.servers),
         httpsRedirect: httpsRedirect(plan.servers),
+        reusePort: options.reusePort,
       };
       const summary = { name, port: plan.port, chain: chain.map((f) => f.name), routes: routes.map((r) => r.name) };
       return { plan, config: listenerConfig, summary };
@@ -351,7 +356,11 @@ export class Gateway {
   #openAccessLog(target: string): void {
     if (target === 'off') return;
     if (target === 'stdout') {
-      this.#accessLog = (line) => process.stdout.write(line);
+      // Straight to fd 1 (also from worker threads, whose process.stdout goes through the main
+      // thread), buffered and written asynchronously.
+      const out = pino.destination({ dest: 1, sync: false });
+      this.#accessLog = (line) => out.write(line);
+      this.#flushAccessLog = () => out.flushSync();
       return;
     }
     this.#accessStream = createWriteStream(target, { flags: 'a' });
@@ -366,6 +375,11 @@ export class Gateway {
     this.#gen?.authn?.close();
     await this.#gen?.clusters.close();
     this.#accessStream?.end();
+    try {
+      this.#flushAccessLog?.();
+    } catch {
+      // Nothing buffered, or stdout is gone.
+    }
   }
 }
 

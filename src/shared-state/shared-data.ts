@@ -1,4 +1,6 @@
 // Shared key-value data, partitioned by vm_id, with Envoy's CAS rules. Knows nothing about Wasm.
+// This is the in-process backend (one thread); shared-memory.ts is the cross-thread one.
+import type { SharedDataStore } from './backend.ts';
 
 export interface SharedValue {
   value: Uint8Array;
@@ -7,7 +9,7 @@ export interface SharedValue {
 
 export type SetResult = 'ok' | 'cas_mismatch';
 
-export class SharedData {
+export class SharedData implements SharedDataStore {
   readonly #partitions = new Map<string, Map<string, SharedValue>>();
   #nextCas = 1;
 
@@ -31,5 +33,5 @@ export class SharedData {
   }
 }
 
-/** The process-wide store (one per worker process). */
+/** The in-process store (one thread); see backend.ts for the one in use. */
 export const sharedData = new SharedData();

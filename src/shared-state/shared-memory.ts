@@ -3,8 +3,10 @@
 // mutex); critical sections are short and never run guest code. Knows nothing about Wasm or ports:
 // cross-thread.ts adds the queue-ready notifications.
 //
-// Layout (all offsets in bytes; words are little-endian int32 through one length-tracking view):
-//   header   LOCK, WAITERS, MAGIC, NEXT_CAS, BUMP, TABLE, COUNT, QDIR, NEXT_QID, MAX_ITEMS, free lists
+// Layout (all offsets in bytes; words are int32). Views are fixed-length views refreshed after a
+// grow (length-tracking views on a growable buffer cost ~10x per element access in V8):
+//   header   LOCK, WAITERS, MAGIC, NEXT_CAS, BUMP, TABLE, COUNT, QDIR, NEXT_QID, MAX_ITEMS, LENGTH,
+//            free lists
 //   blocks   power-of-two sized (32 B .. 1 GiB), a free list per size: [class, next-free] then payload
 //   TABLE    open-addressing hash table of shared data entries: [cap, -] then cap slots (entry or 0)
 //   entry    [hash, cas, keyLen, valLen] key value          (key = utf8(vm_id) 0xFF utf8(key))
@@ -28,6 +30,7 @@ const COUNT = 6;
 const QDIR = 7;
 const NEXT_QID = 8;
 const MAX_ITEMS = 9;
+const LENGTH = 10; // the arena's byte length, as last grown (views are refreshed when it changes)
 const FREE = 16; // 31 free-list heads, indexed by size class
 const HEADER_BYTES = 256;
 const MAGIC_VALUE = 0x5747_5353; // "WGSS"
@@ -68,6 +71,7 @@ export function createSharedMemory(options: SharedMemoryOptions = {}): SharedArr
   i32[NEXT_CAS] = 1;
   i32[NEXT_QID] = 1;
   i32[MAX_ITEMS] = options.maxQueueItems ?? 10_000;
+  i32[LENGTH] = initial;
   const store = new SharedMemoryStore(sab, 0, 1000);
   store.withLock(() => {
     const table = store.allocZeroed(8 + 64 * 4);
@@ -84,8 +88,8 @@ export function createSharedMemory(options: SharedMemoryOptions = {}): SharedArr
 /** One thread's handle on the shared buffer. */
 export class SharedMemoryStore {
   readonly #sab: SharedArrayBuffer & { grow(n: number): void; maxByteLength: number };
-  readonly #i32: Int32Array;
-  readonly #u8: Uint8Array;
+  #i32: Int32Array;
+  #u8: Uint8Array;
   /** This thread's id + 1 (the lock word's value while this thread holds it). */
   readonly #me: number;
   readonly #lockTimeoutMs: number;
@@ -93,9 +97,9 @@ export class SharedMemoryStore {
 
   constructor(sab: SharedArrayBuffer, threadId: number, lockTimeoutMs = 1000) {
     this.#sab = sab as SharedArrayBuffer & { grow(n: number): void; maxByteLength: number };
-    // Length-tracking views: they follow grow() made by any thread.
-    this.#i32 = new Int32Array(sab);
-    this.#u8 = new Uint8Array(sab);
+    this.#i32 = new Int32Array(sab, 0, 64);
+    this.#u8 = new Uint8Array(sab, 0, 256);
+    this.#refresh(Atomics.load(this.#i32, LENGTH));
     this.#me = threadId + 1;
     this.#lockTimeoutMs = lockTimeoutMs;
     this.maxQueueItems = this.#i32[MAX_ITEMS]!;
@@ -105,9 +109,21 @@ export class SharedMemoryStore {
     return this.#sab.byteLength;
   }
 
+  /** New fixed-length views over the first `length` bytes (the arena as the last grower left it). */
+  #refresh(length: number): void {
+    this.#i32 = new Int32Array(this.#sab, 0, length >> 2);
+    this.#u8 = new Uint8Array(this.#sab, 0, length);
+  }
+
   // ---------------------------------------------------------------- lock
 
   lock(): void {
+    this.#acquire();
+    const length = this.#i32[LENGTH]!;
+    if (length !== this.#u8.length) this.#refresh(length);
+  }
+
+  #acquire(): void {
     const i32 = this.#i32;
     const me = this.#me;
     if (Atomics.compareExchange(i32, LOCK, 0, me) === 0) return;
@@ -177,10 +193,13 @@ export class SharedMemoryStore {
     if (end > this.#sab.byteLength) {
       const max = this.#sab.maxByteLength;
       if (end > max) throw new SharedStateError(`shared state full (${max} bytes)`);
-      this.#sab.grow(Math.min(max, roundUp(Math.max(end, this.#sab.byteLength * 2), PAGE)));
+      const length = Math.min(max, roundUp(Math.max(end, this.#sab.byteLength * 2), PAGE));
+      this.#sab.grow(length);
+      this.#refresh(length);
+      this.#i32[LENGTH] = length;
     }
-    i32[off >> 2] = k;
-    i32[BUMP] = end;
+    this.#i32[off >> 2] = k;
+    this.#i32[BUMP] = end;
     return off;
   }
 
@@ -219,9 +238,9 @@ export class SharedMemoryStore {
   set(vmId: string, key: string, value: Uint8Array, cas: number): 'ok' | 'cas_mismatch' {
     const k = encodeKey(vmId, key);
     const h = hash(k);
-    const i32 = this.#i32;
     this.lock();
     try {
+      let i32 = this.#i32;
       let slot = this.#lookup(i32[TABLE]!, k, h);
       const old = i32[slot]!;
       if (cas !== 0 && old !== 0 && i32[((old + 8) >> 2) + 1]! >>> 0 !== cas) return 'cas_mismatch';
@@ -230,6 +249,7 @@ export class SharedMemoryStore {
         if ((i32[COUNT]! + 1) * 2 > i32[(table + 8) >> 2]!) slot = this.#lookup(this.#growTable(table), k, h);
       }
       const e = this.alloc(16 + k.length + value.length);
+      i32 = this.#i32; // alloc may have grown the arena
       const w = (e + 8) >> 2;
       const next = i32[NEXT_CAS]! >>> 0;
       i32[w] = h;
@@ -271,10 +291,10 @@ export class SharedMemoryStore {
   }
 
   #growTable(old: number): number {
-    const i32 = this.#i32;
-    const oldCap = i32[(old + 8) >> 2]!;
+    const oldCap = this.#i32[(old + 8) >> 2]!;
     const cap = oldCap * 2;
     const table = this.allocZeroed(8 + cap * 4);
+    const i32 = this.#i32;
     i32[(table + 8) >> 2] = cap;
     const mask = cap - 1;
     const base = (table + 16) >> 2;
@@ -301,9 +321,9 @@ export class SharedMemoryStore {
   register(vmId: string, name: string, thread: number, token: number): number {
     const k = encodeKey(vmId, name);
     const h = hash(k);
-    const i32 = this.#i32;
     this.lock();
     try {
+      let i32 = this.#i32;
       const found = this.#findQueueByKey(k, h);
       if (found !== 0) {
         const w = (found + 8) >> 2;
@@ -314,8 +334,9 @@ export class SharedMemoryStore {
       let slot = this.#freeQueueSlot(i32[QDIR]!);
       if (slot === 0) slot = this.#freeQueueSlot(this.#growQdir(i32[QDIR]!));
       const ring = this.allocZeroed(8 + 16 * 4);
-      i32[(ring + 8) >> 2] = 16;
       const q = this.alloc(40 + k.length);
+      i32 = this.#i32; // alloc may have grown the arena
+      i32[(ring + 8) >> 2] = 16;
       const w = (q + 8) >> 2;
       const id = i32[NEXT_QID]! >>> 0;
       i32[NEXT_QID] = id >= 0xffffffff ? 1 : id + 1;
@@ -349,9 +370,9 @@ export class SharedMemoryStore {
   }
 
   enqueue(id: number, value: Uint8Array): EnqueueResult {
-    const i32 = this.#i32;
     this.lock();
     try {
+      let i32 = this.#i32;
       const q = this.#findQueue(id);
       if (q === 0) return { ok: false };
       const w = (q + 8) >> 2;
@@ -361,6 +382,7 @@ export class SharedMemoryStore {
       let ring = i32[w + 6]!;
       if (len === i32[(ring + 8) >> 2]! && len < this.maxQueueItems) ring = this.#growRing(w, ring, head, tail);
       const item = this.alloc(8 + value.length);
+      i32 = this.#i32; // alloc may have grown the arena
       i32[(item + 8) >> 2] = value.length;
       this.#u8.set(value, item + 16);
       const mask = i32[(ring + 8) >> 2]! - 1;
@@ -382,9 +404,9 @@ export class SharedMemoryStore {
   }
 
   dequeue(id: number): Uint8Array | null | undefined {
-    const i32 = this.#i32;
     this.lock();
     try {
+      const i32 = this.#i32;
       const q = this.#findQueue(id);
       if (q === 0) return undefined;
       const w = (q + 8) >> 2;
@@ -407,9 +429,9 @@ export class SharedMemoryStore {
    * (another thread that took it over is told instead, the flag kept) and says whether it has items.
    */
   takeReady(id: number, thread: number): ReadyCheck {
-    const i32 = this.#i32;
     this.lock();
     try {
+      const i32 = this.#i32;
       const q = this.#findQueue(id);
       if (q === 0) return undefined;
       const w = (q + 8) >> 2;
@@ -423,9 +445,9 @@ export class SharedMemoryStore {
 
   /** Removes the queues owned by `thread` (with `token`, or any token): the VM or the thread is gone. */
   release(thread: number, token?: number): number {
-    const i32 = this.#i32;
     this.lock();
     try {
+      const i32 = this.#i32;
       const qdir = i32[QDIR]!;
       const cap = i32[(qdir + 8) >> 2]!;
       const base = (qdir + 16) >> 2;
@@ -495,9 +517,9 @@ export class SharedMemoryStore {
   }
 
   #growQdir(old: number): number {
-    const i32 = this.#i32;
-    const oldCap = i32[(old + 8) >> 2]!;
+    const oldCap = this.#i32[(old + 8) >> 2]!;
     const qdir = this.allocZeroed(8 + oldCap * 8);
+    const i32 = this.#i32;
     i32[(qdir + 8) >> 2] = oldCap * 2;
     for (let j = 0; j < oldCap; j++) i32[((qdir + 16) >> 2) + j] = i32[((old + 16) >> 2) + j]!;
     i32[QDIR] = qdir; // publish
@@ -507,10 +529,10 @@ export class SharedMemoryStore {
 
   /** Doubles a full ring; items keep their positions modulo the new capacity. */
   #growRing(w: number, old: number, head: number, tail: number): number {
-    const i32 = this.#i32;
-    const oldCap = i32[(old + 8) >> 2]!;
+    const oldCap = this.#i32[(old + 8) >> 2]!;
     const cap = oldCap * 2;
     const ring = this.alloc(8 + cap * 4);
+    const i32 = this.#i32;
     i32[(ring + 8) >> 2] = cap;
     for (let c = head; c !== tail; c = (c + 1) >>> 0) {
       i32[((ring + 16) >> 2) + (c & (cap - 1))] = i32[((old + 16) >> 2) + (c & (oldCap - 1))]!;
@@ -523,6 +545,18 @@ export class SharedMemoryStore {
 
 /** utf8(vm_id) 0xFF utf8(key): 0xFF never occurs in UTF-8, so partitions cannot collide. */
 function encodeKey(vmId: string, key: string): Uint8Array {
+  if (vmId.length === 0) {
+    // the usual case (Istio leaves vm_id empty): an ASCII key is copied without the encoder
+    const out = new Uint8Array(key.length + 1);
+    out[0] = 0xff;
+    let i = 0;
+    for (; i < key.length; i++) {
+      const c = key.charCodeAt(i);
+      if (c >= 0x80) break;
+      out[i + 1] = c;
+    }
+    if (i === key.length) return out;
+  }
   const out = new Uint8Array((vmId.length + key.length) * 3 + 1);
   const a = vmId.length === 0 ? 0 : encoder.encodeInto(vmId, out).written;
   out[a] = 0xff;

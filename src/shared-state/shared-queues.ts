@@ -1,5 +1,7 @@
 // Shared queues, partitioned by vm_id: registered by one root context (the owner, told when items
-// arrive), resolved and fed by anyone. Knows nothing about Wasm.
+// arrive), resolved and fed by anyone. Knows nothing about Wasm. This is the in-process backend
+// (one thread); shared-memory.ts + cross-thread.ts are the cross-thread one.
+import type { SharedQueueStore } from './backend.ts';
 
 export interface QueueOwner {
   /** Called (asynchronously, never inside the enqueuer's call) when the queue has items. */
@@ -14,7 +16,7 @@ interface Queue {
   notifyPending: boolean;
 }
 
-export class SharedQueues {
+export class SharedQueues implements SharedQueueStore {
   readonly #byId = new Map<number, Queue>();
   readonly #byName = new Map<string, number>();
   #nextId = 1;

@@ -48,11 +48,23 @@ export function runCli(
   });
 }
 
-/** Starts `wasmgate run` with `--port 0 --admin-port 0` plus `args`. */
+/** Starts `wasmgate run` with `--port 0 --admin-port 0 --concurrency 1` plus `args`. */
 export function startProxy(args: string[], timeoutMs = 30_000): Promise<RunningProxy> {
   const child = spawn(
     process.execPath,
-    [CLI, 'run', '--port', '0', '--admin-port', '0', '--host', '127.0.0.1', ...args],
+    [
+      CLI,
+      'run',
+      '--port',
+      '0',
+      '--admin-port',
+      '0',
+      '--host',
+      '127.0.0.1',
+      // One worker unless the test asks for more: most tests look at one VM per plugin.
+      ...(args.includes('--concurrency') ? [] : ['--concurrency', '1']),
+      ...args,
+    ],
     {
       cwd: ROOT,
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -311,6 +311,31 @@ impl HttpContext for Http {
                 self.add_http_request_header("x-cas", &cas.unwrap_or(0).to_string());
                 Action::Continue
             }
+            "incr" => {
+                // CAS increment of shared key k-<x-key>, retried on CasMismatch; answers the new value.
+                let key = self.shared_key();
+                for _ in 0..10_000 {
+                    let (value, cas) = self.get_shared_data(&key);
+                    let n: u64 = value
+                        .and_then(|v| String::from_utf8(v).ok())
+                        .and_then(|s| s.trim().parse().ok())
+                        .unwrap_or(0);
+                    let next = (n + 1).to_string();
+                    match self.set_shared_data(&key, Some(next.as_bytes()), cas) {
+                        Ok(()) => {
+                            self.send_http_response(200, vec![], Some(next.as_bytes()));
+                            return Action::Pause;
+                        }
+                        Err(Status::CasMismatch) => continue,
+                        Err(status) => {
+                            warn!("#{} incr: set_shared_data failed: {:?}", self.context_id, status);
+                            break;
+                        }
+                    }
+                }
+                self.send_http_response(500, vec![], Some(b"incr failed"));
+                Action::Pause
+            }
             "shared-get" => {
                 let key = self.shared_key();
                 match self.get_shared_data(&key) {

@@ -121,7 +121,7 @@ export class AuthzFilterFactory implements FilterFactory {
       authority: h.get(':authority') ?? h.get('host'),
       headers: h,
       peerIp: peer,
-      remoteIp: peer,
+      remoteIp: unmapIp(stream.info.remoteAddress),
       localIp: unmapIp(stream.info.downstreamLocalAddress),
       localPort: stream.info.downstreamLocalPort,
       auth: stream.auth,

@@ -26,7 +26,10 @@ export interface AuthzRequest {
   headers: HeaderMap;
   /** The direct peer (source.ip, ipBlocks), IPv4-mapped IPv6 given as IPv4. */
   peerIp: string;
-  /** The original client (remote.ip, remoteIpBlocks): the peer, as wasmgate trusts no X-Forwarded-For hop. */
+  /**
+   * The original client (remote.ip, remoteIpBlocks): the peer, or the address --xff-num-trusted-hops
+   * picks from X-Forwarded-For (StreamInfo.remoteAddress).
+   */
   remoteIp: string;
   /** The local address and port the request arrived on (destination.ip, destination.port, ports). */
   localIp: string;

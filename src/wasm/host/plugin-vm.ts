@@ -3,7 +3,8 @@
 // context's on_context_create -> on_vm_start -> on_configure.
 import type { Callouts } from '../../router/callouts.ts';
 import type { GrpcCallouts, GrpcStreamHandle } from '../../router/grpc-callouts.ts';
-import { type QueueOwner, sharedQueues } from '../../shared-state/shared-queues.ts';
+import { sharedState } from '../../shared-state/backend.ts';
+import type { QueueOwner } from '../../shared-state/shared-queues.ts';
 import type { AbiContext, AbiHost, CallResponse } from '../abi/host-api.ts';
 import { buildImports } from '../abi/imports.ts';
 import { MetricRegistry } from '../abi/metrics.ts';
@@ -469,7 +470,13 @@ export class PluginVm implements AbiHost {
     if (this.#closed) return;
     this.#closed = true;
     if (this.root.tick) clearInterval(this.root.tick);
-    for (const owner of this.#queueOwners.values()) sharedQueues.release(owner);
+    for (const owner of this.#queueOwners.values()) {
+      try {
+        sharedState().queues.release(owner);
+      } catch (err) {
+        this.#log.warn(`shared queues not released: ${(err as Error).message}`);
+      }
+    }
     this.#pendingCalls.clear();
     for (const call of this.#grpcCalls.values()) call.handle.cancel();
     this.#grpcCalls.clear();
