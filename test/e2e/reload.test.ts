@@ -133,3 +133,34 @@ describe('graceful drain', () => {
     agent.destroy();
   });
 });
+
+describe('under load', () => {
+  test('a config reload, a plugin swap and a SIGHUP with two workers: zero failed requests', async () => {
+    const { default: autocannon } = await import('autocannon');
+    const dir = tempConfig({});
+    const wasm = join(dir, 'plugin.wasm');
+    copyFileSync(MARKER, wasm);
+    writeFileSync(join(dir, 'a.yaml'), wasmPluginYaml({ name: 'a', url: pathToFileURL(wasm).href }));
+    const proxy = await startProxy(['-c', dir, '--upstream', upstream.url, '--concurrency', '2']);
+    try {
+      const run = autocannon({ url: `${proxy.url}/get`, connections: 8, duration: 6 });
+      await new Promise((r) => setTimeout(r, 1000));
+      writeFileSync(join(dir, 'b.yaml'), wasmPluginYaml({ name: 'b', url: pathToFileURL(MARKER).href }));
+      await proxy.waitForLog('added 1, removed 0');
+      await new Promise((r) => setTimeout(r, 800));
+      // A different module at the same path: the reload replaces plugin a.
+      copyFileSync(join(ROOT, 'plugins/hostcalls-go/plugin.wasm'), wasm);
+      await proxy.waitForLog('replaced 1');
+      await new Promise((r) => setTimeout(r, 800));
+      proxy.child.kill('SIGHUP');
+      await proxy.waitForLog('reloaded (SIGHUP)');
+      const result = await run;
+      assert.ok(result.requests.total > 100, `only ${result.requests.total} requests`);
+      assert.equal(result.errors, 0);
+      assert.equal(result.timeouts, 0);
+      assert.equal(result.non2xx, 0);
+    } finally {
+      await proxy.stop();
+    }
+  });
+});
