@@ -4,6 +4,7 @@ import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { AdminServer } from './admin/admin.ts';
+import { HealthServer, probe, Readiness } from './admin/health.ts';
 import { parseDurationMs } from './config/duration.ts';
 import { formatProblem } from './config/format.ts';
 import { loadConfig } from './config/load.ts';
@@ -14,6 +15,7 @@ import { type GatewayOptions, planProxy } from './server/gateway.ts';
 import { WorkerPool } from './server/supervisor.ts';
 import { ChangeWatcher } from './server/watch.ts';
 import { loadModule } from './wasm/plugin/plugin.ts';
+import { parseByteSize } from './wasm/runtime/limits.ts';
 
 const VERSION: string = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version;
 
@@ -22,6 +24,7 @@ const HELP = `wasmgate ${VERSION}: a reverse proxy that runs Proxy-Wasm plugins,
 Usage:
   wasmgate run -c PATH [-c PATH]... [options]
   wasmgate validate -c PATH [-c PATH]...
+  wasmgate health [--health-port N]      exit 0 when the proxy on this host is ready
   wasmgate --help | --version
 
 PATH is a YAML file (multi-document, ---) or a folder of *.yaml / *.yml files holding
@@ -46,6 +49,13 @@ Options for run:
       --no-watch                 do not reload when configuration files or file:// modules change
       --drain-time DURATION      on SIGTERM, serve with Connection: close for up to this long (default 5s)
       --concurrency N            worker threads, each with its own listeners and Wasm VMs (default: cores)
+      --health-port N            Istio's health port: GET /healthz/ready (default 15021; -1 disables)
+
+Every flag can also be set as WASMGATE_<FLAG> in the environment (WASMGATE_CONFIG=/etc/wasmgate,
+WASMGATE_LABEL=app=edge,istio=ingressgateway); the command line wins.
+      --wasm-deadline DURATION   stop a Wasm plugin callback that runs longer (default 1s; 0: never)
+      --wasm-memory-limit SIZE   memory cap per Wasm VM, e.g. 256Mi (default 1Gi, or a quarter of RAM if less)
+      --xff-num-trusted-hops N   trusted proxies in front: the client is N hops from the right of X-Forwarded-For (default 0)
 
 Reload: a changed config file or file:// module, SIGHUP, or POST /reload on the admin port builds
 the new configuration to the side; if it is invalid the running one keeps serving.
@@ -53,38 +63,69 @@ the new configuration to the side; if it is invalid the running one keeps servin
 
 class UsageError extends Error {}
 
-function parse(argv: string[]) {
+const OPTIONS = {
+  config: { type: 'string', short: 'c', multiple: true },
+  port: { type: 'string' },
+  host: { type: 'string' },
+  upstream: { type: 'string' },
+  'admin-port': { type: 'string' },
+  namespace: { type: 'string' },
+  label: { type: 'string', multiple: true },
+  'root-namespace': { type: 'string' },
+  'log-level': { type: 'string' },
+  'component-log-level': { type: 'string', multiple: true },
+  'access-log': { type: 'string' },
+  httpbin: { type: 'string' },
+  'cache-dir': { type: 'string' },
+  'secrets-dir': { type: 'string' },
+  'insecure-registry': { type: 'string', multiple: true },
+  'no-watch': { type: 'boolean' },
+  'drain-time': { type: 'string' },
+  concurrency: { type: 'string' },
+  'health-port': { type: 'string' },
+  'wasm-deadline': { type: 'string' },
+  'wasm-memory-limit': { type: 'string' },
+  'xff-num-trusted-hops': { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean', short: 'v' },
+} as const;
+
+/**
+ * Every flag can also come from the environment as WASMGATE_<FLAG> (upper case, dashes as
+ * underscores): WASMGATE_CONFIG=/etc/wasmgate, WASMGATE_LABEL=app=edge,istio=ingressgateway
+ * (repeatable flags take a comma-separated list), WASMGATE_NO_WATCH=true. The command line wins.
+ */
+export function envName(flag: string): string {
+  return `WASMGATE_${flag.toUpperCase().replaceAll('-', '_')}`;
+}
+
+function parse(argv: string[], env: NodeJS.ProcessEnv = process.env) {
+  let parsed: ReturnType<
+    typeof parseArgs<{ args: string[]; allowPositionals: true; strict: true; options: typeof OPTIONS }>
+  >;
   try {
-    return parseArgs({
-      args: argv,
-      allowPositionals: true,
-      strict: true,
-      options: {
-        config: { type: 'string', short: 'c', multiple: true },
-        port: { type: 'string' },
-        host: { type: 'string' },
-        upstream: { type: 'string' },
-        'admin-port': { type: 'string' },
-        namespace: { type: 'string' },
-        label: { type: 'string', multiple: true },
-        'root-namespace': { type: 'string' },
-        'log-level': { type: 'string' },
-        'component-log-level': { type: 'string', multiple: true },
-        'access-log': { type: 'string' },
-        httpbin: { type: 'string' },
-        'cache-dir': { type: 'string' },
-        'secrets-dir': { type: 'string' },
-        'insecure-registry': { type: 'string', multiple: true },
-        'no-watch': { type: 'boolean' },
-        'drain-time': { type: 'string' },
-        concurrency: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-        version: { type: 'boolean', short: 'v' },
-      },
-    });
+    parsed = parseArgs({ args: argv, allowPositionals: true, strict: true, options: OPTIONS });
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
+  const values = parsed.values as Record<string, string | string[] | boolean | undefined>;
+  for (const [flag, spec] of Object.entries(OPTIONS) as [string, { type: string; multiple?: boolean }][]) {
+    if (flag === 'help' || flag === 'version' || values[flag] !== undefined) continue;
+    const raw = env[envName(flag)];
+    if (raw === undefined || raw === '') continue;
+    if (spec.type === 'boolean') {
+      if (!/^(1|true|yes|0|false|no)$/i.test(raw))
+        throw new UsageError(`${envName(flag)}: expected true or false, got "${raw}"`);
+      values[flag] = /^(1|true|yes)$/i.test(raw);
+    } else
+      values[flag] = spec.multiple
+        ? raw
+            .split(',')
+            .map((v) => v.trim())
+            .filter((v) => v !== '')
+        : raw;
+  }
+  return parsed;
 }
 
 function portOption(value: string | undefined, flag: string, allowNegative = false): number | undefined {
@@ -92,6 +133,24 @@ function portOption(value: string | undefined, flag: string, allowNegative = fal
   const n = Number(value);
   if (!Number.isInteger(n) || n > 65535 || n < (allowNegative ? -1 : 0))
     throw new UsageError(`${flag}: not a port number: ${value}`);
+  return n;
+}
+
+function wasmLimitOptions(deadline: string | undefined, memory: string | undefined) {
+  const wasmDeadlineMs = deadline === undefined ? undefined : parseDurationMs(deadline);
+  if (deadline !== undefined && (wasmDeadlineMs === undefined || wasmDeadlineMs < 0))
+    throw new UsageError(`--wasm-deadline: expected a duration such as 1s or 250ms (0: none), got "${deadline}"`);
+  const wasmMemoryLimitBytes = memory === undefined ? undefined : parseByteSize(memory);
+  if (memory !== undefined && (wasmMemoryLimitBytes === undefined || wasmMemoryLimitBytes < 65536))
+    throw new UsageError(`--wasm-memory-limit: expected a size of at least 64Ki such as 512Mi, got "${memory}"`);
+  return { wasmDeadlineMs: wasmDeadlineMs === undefined ? undefined : Math.ceil(wasmDeadlineMs), wasmMemoryLimitBytes };
+}
+
+function xffHopsOption(value: string | undefined): number {
+  if (value === undefined) return 0;
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n))
+    throw new UsageError(`--xff-num-trusted-hops: expected a number of hops (0 or more), got "${value}"`);
   return n;
 }
 
@@ -211,6 +270,8 @@ async function run(paths: string[], values: ReturnType<typeof parse>['values']):
     rootNamespace: values['root-namespace'] ?? 'istio-system',
     accessLog: values['access-log'] ?? 'stdout',
     reusePort: concurrency > 1,
+    xffNumTrustedHops: xffHopsOption(values['xff-num-trusted-hops']),
+    ...wasmLimitOptions(values['wasm-deadline'], values['wasm-memory-limit']),
   };
   // Each worker thread runs a Gateway (listeners, VMs, clusters); this thread supervises.
   const gateway = new WorkerPool(
@@ -236,14 +297,23 @@ async function run(paths: string[], values: ReturnType<typeof parse>['values']):
     throw err;
   }
   logger.info(`${concurrency} worker(s) started`);
+  const readiness = new Readiness();
+  const healthPort = portOption(values['health-port'], '--health-port', true) ?? 15021;
+  if (healthPort >= 0) {
+    const health = new HealthServer(readiness);
+    const host = values.host ?? '0.0.0.0';
+    const actual = await health.listen(healthPort, host);
+    closers.unshift(() => health.close());
+    logger.info(`health listening on ${host}:${actual} (/healthz/ready)`);
+  }
   let admin: AdminServer | undefined;
   if (adminPort >= 0) {
-    admin = new AdminServer(gateway, levels, {
-      host: '127.0.0.1',
-      port: adminPort,
-      version: VERSION,
-      startedAt: Date.now(),
-    });
+    admin = new AdminServer(
+      gateway,
+      levels,
+      { host: '127.0.0.1', port: adminPort, version: VERSION, startedAt: Date.now() },
+      readiness,
+    );
     const actual = await admin.listen();
     closers.unshift(() => admin!.close());
     logger.info(`admin listening on 127.0.0.1:${actual}`);
@@ -310,7 +380,7 @@ async function run(paths: string[], values: ReturnType<typeof parse>['values']):
     // HTTP/2) until no connection is left or the drain time is over; then the process exits.
     const drainAndStop = () => {
       if (stopping) return;
-      admin?.fail();
+      readiness.live = false;
       void gateway.drain();
       logger.info(`SIGTERM: draining for up to ${drainMs} ms`);
       const deadline = Date.now() + drainMs;
@@ -342,6 +412,13 @@ export async function main(argv: string[]): Promise<number> {
     const [command, ...rest] = positionals;
     if (rest.length > 0) throw new UsageError(`unexpected argument "${rest[0]}"`);
     const paths = values.config ?? [];
+    if (command === 'health') {
+      // For container health checks: exit 0 when this host's proxy is ready.
+      const port = portOption(values['health-port'], '--health-port') ?? 15021;
+      const r = await probe(`http://127.0.0.1:${port}/healthz/ready`);
+      process.stdout.write(`${r.message}\n`);
+      return r.ok ? 0 : 1;
+    }
     if (command !== 'run' && command !== 'validate') throw new UsageError(`unknown command "${command}"`);
     if (paths.length === 0) throw new UsageError(`${command}: at least one -c PATH is required`);
     return command === 'run' ? await run(paths, values) : await validate(paths, values);

@@ -9,6 +9,8 @@ import type { LogLevels, LogLevelsState } from '../observability/logger.ts';
 import { type PluginStatus, renderPluginMetrics, renderPluginStatus } from '../observability/plugin-metrics.ts';
 import type { ListenerSummary } from '../server/gateway.ts';
 import type { ClusterSnapshot, WorkerSnapshot } from '../server/snapshot.ts';
+import { Readiness } from './health.ts';
+import { parseRefresh, renderAdminPage } from './page.ts';
 
 /** What the admin needs from the workers. */
 export interface AdminBackend {
@@ -42,13 +44,14 @@ export class AdminServer {
   readonly #backend: AdminBackend;
   readonly #levels: LogLevels;
   readonly #options: AdminOptions;
-  #live = true;
+  readonly #readiness: Readiness;
   onQuit: (() => void) | undefined;
   onReload: (() => Promise<{ ok: boolean; message: string }>) | undefined;
   onDrain: (() => void) | undefined;
 
-  constructor(backend: AdminBackend, levels: LogLevels, options: AdminOptions) {
+  constructor(backend: AdminBackend, levels: LogLevels, options: AdminOptions, readiness = new Readiness()) {
     this.#backend = backend;
+    this.#readiness = readiness;
     this.#levels = levels;
     this.#options = options;
     this.server = http.createServer((req, res) => this.#handle(req, res));
@@ -72,7 +75,7 @@ export class AdminServer {
 
   /** Readiness fails from now on (drain). */
   fail(): void {
-    this.#live = false;
+    this.#readiness.live = false;
   }
 
   #send(res: http.ServerResponse, status: number, body: string, type = 'text/plain; charset=utf-8'): void {
@@ -92,8 +95,26 @@ export class AdminServer {
       return;
     }
     switch (path) {
+      case '/':
+        this.#backend.snapshots().then(
+          (snaps) =>
+            this.#send(
+              res,
+              200,
+              renderAdminPage(snaps, {
+                version: this.#options.version,
+                startedAt: this.#options.startedAt,
+                live: this.#readiness.live,
+                refresh: parseRefresh(url.searchParams.get('refresh')),
+                summaries: this.#backend.summaries,
+              }),
+              'text/html; charset=utf-8',
+            ),
+          (err: Error) => this.#send(res, 500, `admin page failed: ${err.message}\n`),
+        );
+        return;
       case '/ready':
-        this.#send(res, this.#live ? 200 : 503, this.#live ? 'LIVE\n' : 'DRAINING\n');
+        this.#send(res, this.#readiness.live ? 200 : 503, this.#readiness.live ? 'LIVE\n' : 'DRAINING\n');
         return;
       case '/server_info':
         this.#send(
@@ -102,7 +123,7 @@ export class AdminServer {
           JSON.stringify(
             {
               version: this.#options.version,
-              state: this.#live ? 'LIVE' : 'DRAINING',
+              state: this.#readiness.live ? 'LIVE' : 'DRAINING',
               uptime_current_epoch: `${Math.floor((Date.now() - this.#options.startedAt) / 1000)}s`,
               node: { runtime: `node ${process.version}` },
             },
@@ -118,6 +139,29 @@ export class AdminServer {
           (err: Error) => this.#send(res, 500, `metrics failed: ${err.message}\n`),
         );
         return;
+      case '/stats':
+        this.#backend.snapshots().then(
+          (snaps) => {
+            const stats = envoyStats(snaps, this.#readiness.live);
+            if (url.searchParams.get('format') === 'json')
+              this.#send(
+                res,
+                200,
+                JSON.stringify({ stats: stats.map(([name, value]) => ({ name, value })) }, null, 2),
+                'application/json',
+              );
+            else this.#send(res, 200, `${stats.map(([n, v]) => `${n}: ${v}`).join('\n')}\n`);
+          },
+          (err: Error) => this.#send(res, 500, `stats failed: ${err.message}\n`),
+        );
+        return;
+      case '/listeners': {
+        const listeners = this.#backend.summaries.map((l) => ({ name: l.name, port: l.port, chain: l.chain }));
+        if (url.searchParams.get('format') === 'json')
+          this.#send(res, 200, JSON.stringify(listeners, null, 2), 'application/json');
+        else this.#send(res, 200, `${listeners.map((l) => `${l.name}::0.0.0.0:${l.port}`).join('\n')}\n`);
+        return;
+      }
       case '/clusters':
         this.#backend.snapshots().then(
           (snaps) => this.#send(res, 200, renderClusters(snaps)),
@@ -134,11 +178,11 @@ export class AdminServer {
         this.#logging(url, res);
         return;
       case '/healthcheck/fail':
-        this.#live = false;
+        this.#readiness.live = false;
         this.#send(res, 200, 'OK\n');
         return;
       case '/healthcheck/ok':
-        this.#live = true;
+        this.#readiness.live = true;
         this.#send(res, 200, 'OK\n');
         return;
       case '/reload':
@@ -152,7 +196,7 @@ export class AdminServer {
         );
         return;
       case '/drain_listeners':
-        this.#live = false;
+        this.#readiness.live = false;
         this.onDrain?.();
         this.#send(res, 200, 'OK\n');
         return;
@@ -274,4 +318,38 @@ function renderClusters(snaps: WorkerSnapshot[]): string {
     }
   }
   return `${lines.join('\n')}\n`;
+}
+
+/** Envoy-style counters and gauges, summed over workers, sorted by name (GET /stats). */
+function envoyStats(snaps: WorkerSnapshot[], live: boolean): [string, number][] {
+  const out = new Map<string, number>();
+  const add = (name: string, v: number) => out.set(name, (out.get(name) ?? 0) + v);
+  add('server.live', live ? 1 : 0);
+  add('server.concurrency', snaps.length);
+  for (const s of snaps) {
+    add('server.downstream_cx_active', s.connections);
+    for (const c of s.clusters) {
+      add(`cluster.${c.name}.upstream_rq_total`, c.total);
+      add(`cluster.${c.name}.upstream_rq_active`, c.active);
+      add(`cluster.${c.name}.upstream_rq_pending_overflow`, c.overflows);
+      add(`cluster.${c.name}.outlier_detection.ejections_total`, c.ejections);
+      out.set(`cluster.${c.name}.membership_total`, c.endpoints.length);
+      out.set(`cluster.${c.name}.membership_healthy`, c.endpoints.filter((e) => e.healthy).length);
+    }
+    for (const p of s.plugins) {
+      add(`wasm.${p.name}.fail_open`, p.skippedCount);
+      add(`wasm.${p.name}.fail_close`, p.rejectedCount);
+      add(`wasm.${p.name}.traps`, p.trapCount);
+      add(`wasm.${p.name}.failed_vms`, p.failure ? 1 : 0);
+    }
+    for (const m of s.istioMetrics) {
+      if (m.name !== 'istio_requests_total') continue;
+      for (const v of m.values) {
+        const code = String(v.labels.response_code ?? '0');
+        add('http.downstream_rq_total', v.value);
+        add(`http.downstream_rq_${code[0] ?? '0'}xx`, v.value);
+      }
+    }
+  }
+  return [...out].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
 }

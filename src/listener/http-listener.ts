@@ -1,19 +1,19 @@
 // An HTTP/1.1 listener: turns each request into an HttpStream with Envoy's request headers
 // (pseudo-headers, hop-by-hop removed, x-forwarded-*, x-request-id) and drives it through a
 // FilterManager to the router.
-import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import http2 from 'node:http2';
 import net, { type AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { FilterFactory } from '../pipeline/filter.ts';
 import { FilterManager } from '../pipeline/filter-manager.ts';
 import { HeaderMap } from '../pipeline/headers.ts';
-import { normalizePath } from '../pipeline/normalize-path.ts';
-import { HttpStream, newStreamInfo } from '../pipeline/stream.ts';
-import { hopByHopNames } from '../router/hop-by-hop.ts';
+import type { HttpStream } from '../pipeline/stream.ts';
 import type { RouteTable } from '../router/route-table.ts';
 import { createUpstreamRequest } from '../router/router.ts';
+import { requestStream } from './request.ts';
 import type { ListenerTls } from './tls.ts';
+import { handleUpgrade, shouldUpgrade } from './upgrade.ts';
 
 export interface ListenerConfig {
   name: string;
@@ -29,6 +29,8 @@ export interface ListenerConfig {
   httpsRedirect?: boolean;
   /** SO_REUSEPORT: several worker threads listen on the same port (the kernel spreads connections). */
   reusePort?: boolean;
+  /** Envoy's xff_num_trusted_hops: the client address is taken this many hops from the right of X-Forwarded-For. */
+  xffNumTrustedHops?: number;
 }
 
 type Request = http.IncomingMessage | http2.Http2ServerRequest;
@@ -84,6 +86,8 @@ export class HttpListener {
   readonly #hooks: ListenerHooks;
   readonly #sessions = new Set<http2.Http2Session>();
   readonly #sockets = new Set<net.Socket>();
+  /** Downstream sockets upgrading to, or carrying, a WebSocket tunnel. */
+  readonly #tunnels = new Set<Duplex>();
   #closing = false;
   #draining = false;
 
@@ -137,6 +141,19 @@ export class HttpListener {
       session.once('close', () => this.#sessions.delete(session));
     });
     this.#http2.on('sessionError', () => {});
+    // WebSocket upgrades (HTTP/1.1, plain or over TLS); `Upgrade: h2c` stays a plain request.
+    const upgradeServer = (this.#http1 ?? this.#http2) as http.Server & {
+      shouldUpgradeCallback?: (req: http.IncomingMessage) => boolean;
+    };
+    upgradeServer.shouldUpgradeCallback = shouldUpgrade;
+    upgradeServer.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) =>
+      handleUpgrade(
+        { config: this.config, hooks: this.#hooks, connectionId: connectionKey(req, socket), tunnels: this.#tunnels },
+        req,
+        socket,
+        head,
+      ),
+    );
   }
 
   listen(): Promise<number> {
@@ -183,7 +200,8 @@ export class HttpListener {
     if (this.#draining) return;
     this.#draining = true;
     for (const s of this.#sessions) if (!s.closed) s.close();
-    for (const socket of this.#sockets) if (!busy.get(socket) && !this.#isH2(socket)) socket.destroy();
+    for (const socket of this.#sockets)
+      if (!busy.get(socket) && !this.#isH2(socket) && !this.#tunnels.has(socket)) socket.destroy();
   }
 
   #isH2(socket: net.Socket): boolean {
@@ -215,8 +233,6 @@ export class HttpListener {
     // The HTTP/2 compatibility API mirrors http.ServerResponse for everything used here.
     const res = response as http.ServerResponse;
     const socket = req.socket;
-    const remote = socket.remoteAddress ?? '';
-    const raw = req.rawHeaders;
     const h2 = req.httpVersionMajor === 2;
     const config = this.config;
     const scheme = config.tls ? 'https' : 'http';
@@ -225,44 +241,13 @@ export class HttpListener {
       this.#redirect(req, res, authority);
       return;
     }
-    const connection: string[] = [];
-    for (let i = 0; i < raw.length; i += 2) if (raw[i]!.toLowerCase() === 'connection') connection.push(raw[i + 1]!);
-    const drop = hopByHopNames(connection);
-    // Normalized before any filter sees it, so that authz and plugins match what the upstream gets.
-    const normalized = normalizePath(req.url ?? '/');
-    const pairs: [string, string][] = [
-      [':authority', authority],
-      [':path', 'path' in normalized ? normalized.path : (req.url ?? '/')],
-      [':method', req.method ?? 'GET'],
-      [':scheme', scheme],
-    ];
-    for (let i = 0; i < raw.length; i += 2) {
-      const name = raw[i]!.toLowerCase();
-      if (name[0] === ':' || name === 'host' || drop.has(name)) continue;
-      pairs.push([name, raw[i + 1]!]);
-    }
-    const headers = new HeaderMap(pairs);
-    // As Envoy at the edge: append the client address, set the scheme, ensure a request id.
-    const xff = headers.get('x-forwarded-for');
-    headers.replace('x-forwarded-for', xff ? `${xff}, ${remote}` : remote);
-    headers.replace('x-forwarded-proto', scheme);
-    let requestId = headers.get('x-request-id');
-    if (!requestId) {
-      requestId = randomUUID();
-      headers.add('x-request-id', requestId);
-    }
-    const stream = new HttpStream(
-      headers,
-      newStreamInfo({
-        requestId,
-        protocol: h2 ? 'HTTP/2' : `HTTP/${req.httpVersion}`,
-        downstreamRemoteAddress: remote,
-        downstreamRemotePort: socket.remotePort ?? 0,
-        downstreamLocalAddress: socket.localAddress ?? '',
-        downstreamLocalPort: socket.localPort ?? 0,
-        connectionId: connectionKey(req, socket),
-      }),
-    );
+    const { stream, normalized } = requestStream(req, {
+      scheme,
+      authority,
+      h2,
+      connectionId: connectionKey(req, socket),
+      xffNumTrustedHops: config.xffNumTrustedHops,
+    });
     if (!h2) {
       // In-flight HTTP/1 requests per socket: close() spares busy sockets, which close after.
       busy.set(socket, (busy.get(socket) ?? 0) + 1);

@@ -57,6 +57,17 @@ function responseHead(status: number, pairs: [string, string][]): string {
 
 export function handleUpgrade(host: UpgradeHost, req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
   const config = host.config;
+  if (config.httpsRedirect) {
+    const host = (req.headers.host ?? '').replace(/:\d+$/, '');
+    socket.end(
+      responseHead(301, [
+        ['location', `https://${host}${req.url ?? '/'}`],
+        ['content-length', '0'],
+        ['connection', 'close'],
+      ]),
+    );
+    return;
+  }
   const websocket = isWebSocketUpgrade(connectionValues(req.rawHeaders), req.headers.upgrade);
   const { stream, normalized } = requestStream(req, {
     scheme: config.tls ? 'https' : 'http',
@@ -85,7 +96,12 @@ export function handleUpgrade(host: UpgradeHost, req: http.IncomingMessage, sock
     pending = undefined;
     tunnel = true;
     const info = stream.info;
-    socket.write(responseHead(101, headers.pairs.filter(([k]) => k[0] !== ':' && !SWITCH_DROP.has(k))));
+    socket.write(
+      responseHead(
+        101,
+        headers.pairs.filter(([k]) => k[0] !== ':' && !SWITCH_DROP.has(k)),
+      ),
+    );
     // Each direction ends on its own (a FIN is passed on as a FIN).
     up.allowHalfOpen = true;
     socket.allowHalfOpen = true;

@@ -37,6 +37,6 @@ export function upgradeHopByHopNames(connectionValues: readonly string[]): Set<s
 
 /** Whether Connection lists `upgrade` and Upgrade names `websocket` (the only upgrade Istio configures). */
 export function isWebSocketUpgrade(connectionValues: readonly string[], upgrade: string | undefined): boolean {
-  if (!upgrade || upgrade.trim().toLowerCase() !== 'websocket') return false;
+  if (upgrade?.trim().toLowerCase() !== 'websocket') return false;
   return connectionValues.some((v) => v.split(',').some((t) => t.trim().toLowerCase() === 'upgrade'));
 }

@@ -40,6 +40,12 @@ export interface GatewayOptions {
   stats?: boolean;
   /** Listen with SO_REUSEPORT (several workers on one port). */
   reusePort?: boolean;
+  /** Envoy's xff_num_trusted_hops (--xff-num-trusted-hops); default 0. */
+  xffNumTrustedHops?: number;
+  /** Deadline for one Wasm plugin callback, ms (--wasm-deadline; 0: none; default 1 s). */
+  wasmDeadlineMs?: number;
+  /** Memory cap per Wasm VM, bytes (--wasm-memory-limit; default 1 GiB or a quarter of RAM). */
+  wasmMemoryLimitBytes?: number;
 }
 
 export interface ListenerSummary {
@@ -201,7 +207,7 @@ export class Gateway {
       if (plugins.has(key)) continue;
       let loading = modules.get(moduleKey(resource));
       if (!loading) {
-        loading = loadModule(resource);
+        loading = loadModule(resource, { memoryLimitBytes: options.wasmMemoryLimitBytes });
         loading.catch(() => {});
         modules.set(moduleKey(resource), loading);
       }
@@ -223,6 +229,7 @@ export class Gateway {
         this.#callouts,
         { namespace: options.namespace, labels: options.labels },
         this.#grpc,
+        { deadlineMs: options.wasmDeadlineMs, memoryLimitBytes: options.wasmMemoryLimitBytes },
       );
       plugins.set(key, plugin);
       await plugin.init(loading);
@@ -245,6 +252,7 @@ export class Gateway {
         tls: listenerTls(plan.port, plan.servers),
         httpsRedirect: httpsRedirect(plan.servers),
         reusePort: options.reusePort,
+        xffNumTrustedHops: options.xffNumTrustedHops,
       };
       const summary = { name, port: plan.port, chain: chain.map((f) => f.name), routes: routes.map((r) => r.name) };
       return { plan, config: listenerConfig, summary };

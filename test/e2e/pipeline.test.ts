@@ -3,10 +3,9 @@
 // The chain-marker plugin (Go SDK) appends its plugin_name to x-chain on the request and to
 // x-chain-response on the response, so the upstream and the client see the order.
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { ROOT, runCli, startProxy, tempConfig, wasmPluginYaml } from '../helpers/proxy.ts';
+import { exampleConfig, ROOT, runCli, startProxy, tempConfig, wasmPluginYaml } from '../helpers/proxy.ts';
 import { startEmbeddedHttpbin, type Upstream } from '../helpers/upstreams.ts';
 
 const MARKER = `file://${join(ROOT, 'plugins/chain-marker-go/plugin.wasm')}`;
@@ -239,14 +238,7 @@ spec:
 
 describe('config/examples/chain: the documented chain with JWT authn and policy', () => {
   test('openid-connect writes a JWT that istio.authn validates; authz allows it and denies /admin', async () => {
-    const example = join(ROOT, 'config/examples/chain');
-    const files: Record<string, string> = {};
-    for (const f of readdirSync(example)) {
-      files[f] = readFileSync(join(example, f), 'utf8')
-        .replaceAll('file://../../../plugins/', `file://${join(ROOT, 'plugins')}/`)
-        .replace('- address: 127.0.0.1', `- address: 127.0.0.1\n      ports: {http: ${upstream.port}}`);
-    }
-    const dir = tempConfig(files);
+    const dir = exampleConfig('chain', upstream.port);
     const v = await runCli(['validate', '-c', dir, '--namespace', 'istio-ingress']);
     assert.match(
       v.stdout,

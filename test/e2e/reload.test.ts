@@ -124,6 +124,9 @@ describe('graceful drain', () => {
     const ready = await fetch(`http://127.0.0.1:${proxy.adminPort}/ready`);
     assert.equal(ready.status, 503);
     assert.equal(await ready.text(), 'DRAINING\n');
+    const healthz = await fetch(`http://127.0.0.1:${proxy.healthPort}/healthz/ready`);
+    assert.equal(healthz.status, 503);
+    await healthz.text();
     const res = await slow;
     assert.equal(res.statusCode, 200);
     assert.equal(res.headers.connection, 'close');

@@ -1,6 +1,6 @@
 // Starts the real wasmgate CLI as a child process and waits until it listens.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -11,6 +11,8 @@ export const CLI = join(ROOT, 'src/cli.ts');
 export interface RunningProxy {
   port: number;
   adminPort: number;
+  /** Istio's health port (/healthz/ready). */
+  healthPort: number;
   url: string;
   child: ChildProcess;
   stderr(): string;
@@ -26,9 +28,10 @@ export interface RunningProxy {
 export function runCli(
   args: string[],
   timeoutMs = 30_000,
+  env: NodeJS.ProcessEnv = process.env,
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => {
@@ -63,6 +66,7 @@ export function startProxy(args: string[], timeoutMs = 30_000): Promise<RunningP
       '127.0.0.1',
       // One worker unless the test asks for more: most tests look at one VM per plugin.
       ...(args.includes('--concurrency') ? [] : ['--concurrency', '1']),
+      ...(args.includes('--health-port') ? [] : ['--health-port', '0']),
       ...args,
     ],
     {
@@ -109,6 +113,7 @@ export function startProxy(args: string[], timeoutMs = 30_000): Promise<RunningP
     const check = () => {
       const m = /listening on [^:]+:(\d+):/.exec(stderr);
       const a = /admin listening on 127\.0\.0\.1:(\d+)/.exec(stderr);
+      const h = /health listening on [^:]+:(\d+)/.exec(stderr);
       if (!m || !a) return;
       clearTimeout(timer);
       child.stderr!.off('data', check);
@@ -117,6 +122,7 @@ export function startProxy(args: string[], timeoutMs = 30_000): Promise<RunningP
       resolve({
         port,
         adminPort: Number(a[1]),
+        healthPort: Number(h?.[1] ?? -1),
         url: `http://127.0.0.1:${port}`,
         child,
         stderr: () => stderr,
@@ -148,6 +154,21 @@ export function tempConfig(files: Record<string, string>): string {
   const dir = mkdtempSync(join(tmpdir(), 'wasmgate-config-'));
   for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text);
   return dir;
+}
+
+/**
+ * Copies `config/examples/<name>` into a temp folder, runnable from there: `file://` plugin URLs
+ * made absolute, and the ServiceEntry's endpoint sent to `upstreamPort` (the examples say 8000).
+ */
+export function exampleConfig(name: string, upstreamPort: number): string {
+  const example = join(ROOT, 'config/examples', name);
+  const files: Record<string, string> = {};
+  for (const f of readdirSync(example)) {
+    files[f] = readFileSync(join(example, f), 'utf8')
+      .replaceAll('file://../../../plugins/', `file://${join(ROOT, 'plugins')}/`)
+      .replace('- address: 127.0.0.1', `- address: 127.0.0.1\n      ports: {http: ${upstreamPort}}`);
+  }
+  return tempConfig(files);
 }
 
 export function wasmPluginYaml(opts: {

@@ -258,3 +258,50 @@ ${PLUGIN_BASICS}
   (func (export "proxy_on_done") (param i32) (result i32) (i32.const 1))
   (func (export "proxy_on_delete") (param i32)))
 `;
+
+/**
+ * A runaway plugin for the watchdog: `x-spin` loops forever in proxy_on_request_headers,
+ * `x-recurse` runs an exponential recursion with no loop (fib(60)), `x-bomb` grows memory 1 MiB
+ * at a time, touching every page, ignores a failed grow and spins on; any other request passes
+ * (and gets `x-runaway: ok` on the response).
+ */
+export const RUNAWAY_WAT = `
+(module
+  (import "env" "proxy_get_header_map_value" (func $get (param i32 i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_add_header_map_value" (func $add (param i32 i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 2)
+  (global $heap (mut i32) (i32.const 4096))
+  (data (i32.const 16) "x-spin")
+  (data (i32.const 32) "x-recurse")
+  (data (i32.const 48) "x-bomb")
+  (data (i32.const 64) "x-runaway")
+  (data (i32.const 80) "ok")
+${PLUGIN_BASICS}
+  (func $has (param $ptr i32) (param $len i32) (result i32)
+    (i32.eqz (call $get (i32.const 0) (local.get $ptr) (local.get $len) (i32.const 1024) (i32.const 1028))))
+  (func $fib (param $n i32) (result i32)
+    (if (result i32) (i32.lt_u (local.get $n) (i32.const 2))
+      (then (local.get $n))
+      (else (i32.add (call $fib (i32.sub (local.get $n) (i32.const 1))) (call $fib (i32.sub (local.get $n) (i32.const 2)))))))
+  (func (export "proxy_on_context_create") (param i32 i32))
+  (func (export "proxy_on_vm_start") (param i32 i32) (result i32) (i32.const 1))
+  (func (export "proxy_on_configure") (param i32 i32) (result i32) (i32.const 1))
+  (func (export "proxy_on_request_headers") (param $ctx i32) (param $n i32) (param $eos i32) (result i32)
+    (local $page i32)
+    (if (call $has (i32.const 16) (i32.const 6)) (then (loop $spin (br $spin))))
+    (if (call $has (i32.const 32) (i32.const 9)) (then (drop (call $fib (i32.const 60)))))
+    (if (call $has (i32.const 48) (i32.const 6))
+      (then
+        (loop $bomb
+          (local.set $page (memory.grow (i32.const 16)))
+          (if (i32.ge_s (local.get $page) (i32.const 0))
+            (then (i32.store (i32.mul (local.get $page) (i32.const 65536)) (i32.const 1))))
+          (br $bomb))))
+    (i32.const 0))
+  (func (export "proxy_on_response_headers") (param $ctx i32) (param $n i32) (param $eos i32) (result i32)
+    (drop (call $add (i32.const 2) (i32.const 64) (i32.const 9) (i32.const 80) (i32.const 2)))
+    (i32.const 0))
+  (func (export "proxy_on_log") (param i32))
+  (func (export "proxy_on_done") (param i32) (result i32) (i32.const 1))
+  (func (export "proxy_on_delete") (param i32)))
+`;

@@ -12,7 +12,7 @@ import type { Pairs } from '../abi/pairs.ts';
 import { type AbiVersion, BufferType, Status, type StatusCode } from '../abi/result.ts';
 import type { GuestMemory } from '../runtime/memory.ts';
 import type { ModuleInfo } from '../runtime/module.ts';
-import { WasmVm } from '../runtime/vm.ts';
+import { type VmLimits, WasmVm } from '../runtime/vm.ts';
 import { BaseContext, readOnlyBuffer } from './context.ts';
 import { map, str } from './properties.ts';
 import { encodeNode } from './proto.ts';
@@ -114,6 +114,7 @@ export class PluginVm implements AbiHost {
     log: PluginLogSink,
     callouts: Callouts = NO_CALLOUTS,
     grpc: GrpcCallouts = NO_GRPC,
+    limits: VmLimits = {},
   ) {
     this.#grpc = grpc;
     if (info.problems.length > 0) throw new PluginStartError(info.problems.join('; '));
@@ -123,7 +124,7 @@ export class PluginVm implements AbiHost {
     const imports = buildImports(this, this.metrics, info.imports, (name, err) =>
       log.warn(`host function ${name} failed: ${err instanceof Error ? err.message : String(err)}`),
     );
-    this.vm = new WasmVm(module, info, imports);
+    this.vm = new WasmVm(module, info, imports, limits);
     this.root = new RootContext(this, this.#nextContextId++);
     this.#contexts.set(this.root.id, this.root);
   }
@@ -470,6 +471,14 @@ export class PluginVm implements AbiHost {
     if (this.#closed) return;
     this.#closed = true;
     if (this.root.tick) clearInterval(this.root.tick);
+    try {
+      this.#closeContexts();
+    } finally {
+      this.vm.close(); // the watchdog stops watching it
+    }
+  }
+
+  #closeContexts(): void {
     for (const owner of this.#queueOwners.values()) {
       try {
         sharedState().queues.release(owner);

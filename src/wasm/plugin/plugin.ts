@@ -8,7 +8,8 @@ import { PINO_METHOD } from '../../observability/logger.ts';
 import type { Callouts } from '../../router/callouts.ts';
 import type { GrpcCallouts } from '../../router/grpc-callouts.ts';
 import { type PluginIdentity, PluginStartError, PluginVm } from '../host/plugin-vm.ts';
-import { compileModule, inspectModule, type ModuleInfo } from '../runtime/module.ts';
+import { type CompiledPlugin, compilePlugin, inspectModule, type ModuleInfo } from '../runtime/module.ts';
+import { DEFAULT_MEMORY_LIMIT_BYTES, type VmLimits, WasmTrap } from '../runtime/vm.ts';
 import type { PluginHandle } from './http-filter.ts';
 
 const RELOAD_BACKOFF_MS = [100, 200, 500, 1000, 2000, 5000];
@@ -18,6 +19,8 @@ export interface LoadedModule {
   info: ModuleInfo;
   /** sha256 of the module bytes (hex): a reload keeps a plugin's VM only when this is unchanged. */
   digest: string;
+  /** What the watchdog instrumentation did, or why the module runs without it. */
+  instrumentation?: CompiledPlugin['instrumentation'];
 }
 
 /** What fetchModule needs from a WasmPlugin (a bare string is a url with Istio's defaults). */
@@ -46,12 +49,18 @@ export function moduleKey(resource: Resource<WasmPluginSpec>): string {
  * Fetches (file://, http(s)://, oci://: see src/fetch), compiles and inspects a module; throws one
  * readable line naming the URL and the cause.
  */
-export async function loadModule(source: string | Resource<WasmPluginSpec>): Promise<LoadedModule> {
+export async function loadModule(
+  source: string | Resource<WasmPluginSpec>,
+  limits: VmLimits = {},
+): Promise<LoadedModule> {
   const { bytes } = await fetchModule(moduleSource(source));
-  const module = await compileModule(bytes);
+  // Instrumented for the watchdog (interrupt checks) and capped at the memory limit.
+  const { module, instrumentation } = await compilePlugin(bytes, {
+    memoryLimitBytes: limits.memoryLimitBytes || DEFAULT_MEMORY_LIMIT_BYTES,
+  });
   const info = inspectModule(module);
   if (info.problems.length > 0) throw new Error(info.problems.join('; '));
-  return { module, info, digest: createHash('sha256').update(bytes).digest('hex') };
+  return { module, info, digest: createHash('sha256').update(bytes).digest('hex'), instrumentation };
 }
 
 export interface ProxyNode {
@@ -117,6 +126,8 @@ export class Plugin implements PluginHandle {
 
   readonly #callouts: Callouts | undefined;
   readonly #grpc: GrpcCallouts | undefined;
+  /** Callback deadline and memory cap for this plugin's VMs. */
+  readonly limits: VmLimits;
 
   constructor(
     resource: Resource<WasmPluginSpec>,
@@ -125,7 +136,9 @@ export class Plugin implements PluginHandle {
     callouts?: Callouts,
     proxy?: ProxyNode,
     grpc?: GrpcCallouts,
+    limits: VmLimits = {},
   ) {
+    this.limits = limits;
     this.#callouts = callouts;
     this.#grpc = grpc;
     this.resource = resource;
@@ -146,7 +159,13 @@ export class Plugin implements PluginHandle {
    */
   async init(loaded?: LoadedModule | Promise<LoadedModule>): Promise<void> {
     try {
-      this.#loaded = await (loaded ?? loadModule(this.resource));
+      this.#loaded = await (loaded ?? loadModule(this.resource, this.limits));
+      const inst = this.#loaded.instrumentation;
+      if (inst && 'error' in inst)
+        this.#logger.warn(
+          { plugin: this.name },
+          `wasm plugin ${this.name} runs without the watchdog (no callback deadline): ${inst.error}`,
+        );
       this.#vm = this.#startVm(this.#loaded);
       this.failure = undefined;
     } catch (err) {
@@ -173,26 +192,45 @@ export class Plugin implements PluginHandle {
       },
       this.#callouts,
       this.#grpc,
+      this.limits,
     );
-    vm.start();
+    try {
+      vm.start();
+    } catch (err) {
+      vm.vm.close(); // no longer watched
+      throw err;
+    }
     return vm;
   }
 
+  /** Set when the watchdog or the memory cap stopped a VM, until a new one has started. */
+  #recovering = false;
+
   acquire(): PluginVm | undefined {
-    if (this.#vm && !this.#vm.failed) return this.#vm;
-    if (this.resource.spec.failStrategy === 'FAIL_RELOAD' && this.#loaded) return this.#reload(this.#loaded);
+    const failed = this.#vm?.failed;
+    if (this.#vm && !failed) return this.#vm;
+    if (!this.#loaded) return undefined;
+    // A VM stopped by the watchdog or the memory cap (its state is undefined) is recreated for
+    // the next request, whatever the failStrategy; if that fails, retried with the backoff.
+    if (failed instanceof WasmTrap && failed.limit !== undefined) {
+      this.#recovering = true;
+      return this.#reload(this.#loaded, true);
+    }
+    if (this.#recovering || this.resource.spec.failStrategy === 'FAIL_RELOAD') return this.#reload(this.#loaded);
     return undefined;
   }
 
-  #reload(loaded: LoadedModule): PluginVm | undefined {
+  #reload(loaded: LoadedModule, immediate = false): PluginVm | undefined {
     const now = Date.now();
-    if (now < this.#nextReloadAt) return undefined;
+    if (!immediate && now < this.#nextReloadAt) return undefined;
     const delay = RELOAD_BACKOFF_MS[Math.min(this.#reloadAttempt, RELOAD_BACKOFF_MS.length - 1)]!;
     this.#reloadAttempt++;
     this.#nextReloadAt = now + delay;
     try {
       this.#vm?.close();
+      this.#vm = undefined;
       this.#vm = this.#startVm(loaded);
+      this.#recovering = false;
       this.failure = undefined;
       this.#logger.warn({ plugin: this.name }, `wasm plugin ${this.name} reloaded after a failure`);
       return this.#vm;

@@ -1,5 +1,6 @@
 // Reads what a compiled module declares: its Proxy-Wasm ABI version, entry points, allocator.
 import { ABI_MARKERS, type AbiVersion } from '../abi/result.ts';
+import { InstrumentError, type InstrumentOptions, type InstrumentResult, instrument } from './instrument.ts';
 
 export interface ModuleInfo {
   abiVersion: AbiVersion | undefined;
@@ -48,5 +49,50 @@ export async function compileModule(bytes: Uint8Array): Promise<WebAssembly.Modu
     return await WebAssembly.compile(bytes);
   } catch (err) {
     throw new Error(`invalid WebAssembly module: ${(err as Error).message}`);
+  }
+}
+
+export interface CompiledPlugin {
+  module: WebAssembly.Module;
+  /** What the instrumentation did, or why the module runs uninstrumented (no deadline, no grow cap). */
+  instrumentation: InstrumentResult | { error: string };
+  /** Time spent instrumenting, ms. */
+  instrumentMs: number;
+}
+
+/**
+ * Instruments (instrument.ts: interrupt checks for the watchdog, memory cap) and compiles. A
+ * module the instrumentation cannot handle is compiled as it is, with the reason in
+ * `instrumentation.error`; invalid bytes throw as compileModule does.
+ */
+export async function compilePlugin(bytes: Uint8Array, options: InstrumentOptions = {}): Promise<CompiledPlugin> {
+  const t0 = performance.now();
+  let result: InstrumentResult;
+  try {
+    result = instrument(bytes, options);
+  } catch (err) {
+    if (err instanceof InstrumentError && /over the memory limit/.test(err.message)) throw err;
+    return {
+      module: await compileModule(bytes),
+      instrumentation: { error: (err as Error).message },
+      instrumentMs: performance.now() - t0,
+    };
+  }
+  const instrumentMs = performance.now() - t0;
+  try {
+    return {
+      module: await WebAssembly.compile(result.bytes as Uint8Array<ArrayBuffer>),
+      instrumentation: result,
+      instrumentMs,
+    };
+  } catch (err) {
+    // The original decides: if it is invalid, say so as compileModule does; if it is valid, the
+    // instrumentation is at fault and the module runs without it.
+    const module = await compileModule(bytes);
+    return {
+      module,
+      instrumentation: { error: `instrumented module rejected: ${(err as Error).message}` },
+      instrumentMs,
+    };
   }
 }
