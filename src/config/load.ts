@@ -5,6 +5,7 @@ import { dirname, resolve, sep } from 'node:path';
 import type { ValidateFunction } from 'ajv';
 import { type Alias, LineCounter, parseAllDocuments, visit } from 'yaml';
 import { destinationRuleRules, destinationRuleSpec } from './destination-rule.ts';
+import { expandEnv } from './env.ts';
 import {
   type Anchor,
   docStart,
@@ -239,7 +240,27 @@ export async function loadConfig(paths: string[], opts: { defaultNamespace?: str
 
 /** Loads the resources of one YAML text. */
 function loadText(text: string, file: string, state: LoadState): void {
-  const source = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
+  const raw = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
+  const expanded = expandEnv(raw);
+  if (expanded.problems.length > 0) {
+    const rawLc = new LineCounter();
+    parseAllDocuments(raw, { lineCounter: rawLc, logLevel: 'silent' });
+    for (const p of expanded.problems) {
+      const { line, col } = rawLc.linePos(p.offset);
+      state.config.problems.push({
+        severity: 'error',
+        file,
+        line,
+        col,
+        kind: '-',
+        name: '-',
+        field: '(env)',
+        message: p.message,
+      });
+    }
+    return;
+  }
+  const source = expanded.text;
   const lc = new LineCounter();
   const docs = parseAllDocuments(source, {
     lineCounter: lc,
