@@ -166,13 +166,17 @@ export function streamProperty(s: HttpStream, path: string[]): Uint8Array | unde
   }
   if (head === 'source' || head === 'destination') {
     const src = head === 'source';
+    // As Envoy with trusted X-Forwarded-For hops: the source is the client the header names
+    // (port 0); otherwise the peer.
+    const fromXff = src && s.info.remoteAddress !== s.info.downstreamRemoteAddress;
+    const srcPort = fromXff ? 0 : s.info.downstreamRemotePort;
     if (second === 'address')
       return str(
         src
-          ? `${s.info.downstreamRemoteAddress}:${s.info.downstreamRemotePort}`
+          ? `${fromXff ? s.info.remoteAddress : s.info.downstreamRemoteAddress}:${srcPort}`
           : `${s.info.downstreamLocalAddress}:${s.info.downstreamLocalPort}`,
       );
-    if (second === 'port') return int(src ? s.info.downstreamRemotePort : s.info.downstreamLocalPort);
+    if (second === 'port') return int(src ? srcPort : s.info.downstreamLocalPort);
     return undefined;
   }
   if (head === 'upstream' && s.info.upstreamHost) {
