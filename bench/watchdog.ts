@@ -106,12 +106,20 @@ const perFunctionCall = {
 };
 const CALLS = quick ? 1_000_000 : 5_000_000;
 const perHostCall = {
-  noDeadline: nsPer(() => {
-    for (let i = 0; i < CALLS; i++) vmInstr.call('empty', i);
-  }, CALLS, rounds),
-  deadline: nsPer(() => {
-    for (let i = 0; i < CALLS; i++) vmWatched.call('empty', i);
-  }, CALLS, rounds),
+  noDeadline: nsPer(
+    () => {
+      for (let i = 0; i < CALLS; i++) vmInstr.call('empty', i);
+    },
+    CALLS,
+    rounds,
+  ),
+  deadline: nsPer(
+    () => {
+      for (let i = 0; i < CALLS; i++) vmWatched.call('empty', i);
+    },
+    CALLS,
+    rounds,
+  ),
 };
 vmWatched.close();
 
@@ -124,4 +132,8 @@ const result = {
   nsPerGuestCallFromHost: perHostCall,
 };
 console.log(JSON.stringify(result, null, 2));
-if (!quick) writeFileSync(new URL(`results/watchdog-${result.date.slice(0, 10)}.json`, import.meta.url), `${JSON.stringify(result, null, 2)}\n`);
+if (!quick)
+  writeFileSync(
+    new URL(`results/watchdog-${result.date.slice(0, 10)}.json`, import.meta.url),
+    `${JSON.stringify(result, null, 2)}\n`,
+  );

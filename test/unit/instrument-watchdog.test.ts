@@ -34,7 +34,8 @@ test('a call past the deadline is stopped; the VM stays failed; another VM is un
   const t0 = performance.now();
   assert.throws(
     () => a.call('spin', 0),
-    (err: Error) => err instanceof WasmTrap && err.limit === 'deadline' && /deadline exceeded \(100 ms\) in spin/.test(err.message),
+    (err: Error) =>
+      err instanceof WasmTrap && err.limit === 'deadline' && /deadline exceeded \(100 ms\) in spin/.test(err.message),
   );
   const ms = performance.now() - t0;
   assert.ok(ms >= 99 && ms < 400, `stopped after ${ms} ms`);

@@ -6,7 +6,6 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import wabtInit from 'wabt';
-import { ROOT } from '../helpers/proxy.ts';
 import {
   FLAG_MEMORY,
   INTERRUPT_EXPORT,
@@ -15,6 +14,7 @@ import {
   START_EXPORT,
 } from '../../src/wasm/runtime/instrument.ts';
 import { parseByteSize } from '../../src/wasm/runtime/limits.ts';
+import { ROOT } from '../helpers/proxy.ts';
 
 const wabt = await wabtInit();
 const FEATURES = {
@@ -193,7 +193,10 @@ describe('instrument: instructions', () => {
     assert.equal(grow(2), 1);
     assert.equal(grow(1), 3);
     assert.throws(() => grow(1), /unreachable/);
-    assert.equal(Atomics.load(new Int32Array((inst.exports[INTERRUPT_EXPORT] as WebAssembly.Memory).buffer), 0), FLAG_MEMORY);
+    assert.equal(
+      Atomics.load(new Int32Array((inst.exports[INTERRUPT_EXPORT] as WebAssembly.Memory).buffer), 0),
+      FLAG_MEMORY,
+    );
     // A module whose own maximum is under the cap keeps its semantics: grow returns -1.
     const own = wat(`(module (memory (export "memory") 1 2)
       (func (export "grow") (param i32) (result i32) (memory.grow (local.get 0))))`);
