@@ -269,19 +269,35 @@ function mergePluginStatus(snaps: WorkerSnapshot[]): PluginStatus[] {
   const merged = new Map<string, PluginStatus>();
   for (const s of snaps) {
     for (const p of s.plugins) {
-      const cur = merged.get(p.name);
-      if (!cur)
-        merged.set(p.name, {
+      let cur = merged.get(p.name);
+      if (!cur) {
+        cur = {
           name: p.name,
-          failure: p.failure,
-          skippedCount: p.skippedCount,
-          rejectedCount: p.rejectedCount,
-        });
-      else {
-        cur.failure ??= p.failure;
-        cur.skippedCount += p.skippedCount;
-        cur.rejectedCount += p.rejectedCount;
+          failure: undefined,
+          skippedCount: 0,
+          rejectedCount: 0,
+          trapCount: 0,
+          restartCount: 0,
+          calls: new Map(),
+          buckets: [],
+          sampledSumUs: 0,
+          sampled: 0,
+        };
+        merged.set(p.name, cur);
       }
+      cur.failure ??= p.failure;
+      cur.skippedCount += p.skippedCount;
+      cur.rejectedCount += p.rejectedCount;
+      cur.trapCount! += p.trapCount;
+      cur.restartCount! += p.restartCount;
+      const cs = p.callStats;
+      if (!cs) continue;
+      for (const [cb, n] of cs.calls) cur.calls!.set(cb, (cur.calls!.get(cb) ?? 0) + n);
+      cs.buckets.forEach((n, i) => {
+        cur.buckets![i] = (cur.buckets![i] ?? 0) + n;
+      });
+      cur.sampledSumUs! += cs.sampledSumUs;
+      cur.sampled! += cs.sampled;
     }
   }
   return [...merged.values()];

@@ -1,6 +1,7 @@
 // Plugin-defined metrics (proxy_define_metric) in Prometheus text format, under their own names.
 import type { PluginMetric } from '../wasm/abi/metrics.ts';
 import { MetricType } from '../wasm/abi/result.ts';
+import { CALL_BUCKETS_US } from '../wasm/runtime/call-stats.ts';
 
 export function sanitizeMetricName(name: string): string {
   const s = name.replace(/[^a-zA-Z0-9_:]/g, '_');
@@ -34,6 +35,14 @@ export interface PluginStatus {
   failure: string | undefined;
   skippedCount: number;
   rejectedCount: number;
+  trapCount?: number;
+  restartCount?: number;
+  /** Callbacks by export name, summed over workers. */
+  calls?: Map<string, number>;
+  /** Sampled callback durations: counts per CALL_BUCKETS_US bucket (+Inf last), sum, count. */
+  buckets?: number[];
+  sampledSumUs?: number;
+  sampled?: number;
 }
 
 function labelValue(v: string): string {
@@ -56,5 +65,37 @@ export function renderPluginStatus(plugins: Iterable<PluginStatus>): string {
     '# HELP wasmgate_wasm_plugin_fail_close_total Requests answered 503 because a plugin failed (failStrategy FAIL_CLOSE)',
     '# TYPE wasmgate_wasm_plugin_fail_close_total counter',
     ...rows('wasmgate_wasm_plugin_fail_close_total', (p) => p.rejectedCount),
+    '# HELP wasmgate_wasm_plugin_traps_total Traps in plugin callbacks (including watchdog and memory-cap stops)',
+    '# TYPE wasmgate_wasm_plugin_traps_total counter',
+    ...rows('wasmgate_wasm_plugin_traps_total', (p) => p.trapCount ?? 0),
+    '# HELP wasmgate_wasm_plugin_vm_restarts_total VMs recreated after a failure',
+    '# TYPE wasmgate_wasm_plugin_vm_restarts_total counter',
+    ...rows('wasmgate_wasm_plugin_vm_restarts_total', (p) => p.restartCount ?? 0),
+    '# HELP wasmgate_wasm_plugin_callbacks_total Guest callbacks the host made, by callback',
+    '# TYPE wasmgate_wasm_plugin_callbacks_total counter',
+    ...all.flatMap((p) =>
+      [...(p.calls ?? [])].map(
+        ([cb, n]) =>
+          `wasmgate_wasm_plugin_callbacks_total{plugin="${labelValue(p.name)}",callback="${labelValue(cb)}"} ${n}`,
+      ),
+    ),
+    '# HELP wasmgate_wasm_plugin_callback_duration_microseconds Duration of guest callbacks (one call in 16 is timed)',
+    '# TYPE wasmgate_wasm_plugin_callback_duration_microseconds histogram',
+    ...all.flatMap((p) => histogramRows(p)),
   ].join('\n')}\n`;
+}
+
+function histogramRows(p: PluginStatus): string[] {
+  if (!p.buckets) return [];
+  const plugin = `plugin="${labelValue(p.name)}"`;
+  const out: string[] = [];
+  let cumulative = 0;
+  for (const [i, bound] of [...CALL_BUCKETS_US, Number.POSITIVE_INFINITY].entries()) {
+    cumulative += p.buckets[i] ?? 0;
+    const le = bound === Number.POSITIVE_INFINITY ? '+Inf' : String(bound);
+    out.push(`wasmgate_wasm_plugin_callback_duration_microseconds_bucket{${plugin},le="${le}"} ${cumulative}`);
+  }
+  out.push(`wasmgate_wasm_plugin_callback_duration_microseconds_sum{${plugin}} ${(p.sampledSumUs ?? 0).toFixed(3)}`);
+  out.push(`wasmgate_wasm_plugin_callback_duration_microseconds_count{${plugin}} ${p.sampled ?? 0}`);
+  return out;
 }

@@ -4,6 +4,7 @@
 import type { MetricObjectWithValues, MetricValue } from 'prom-client';
 import { redactUrl } from '../fetch/index.ts';
 import type { PluginMetric } from '../wasm/abi/metrics.ts';
+import type { CallStatsSnapshot } from '../wasm/runtime/call-stats.ts';
 import type { Gateway, ListenerSummary } from './gateway.ts';
 
 export interface PluginSnapshot {
@@ -16,6 +17,9 @@ export interface PluginSnapshot {
   skippedCount: number;
   rejectedCount: number;
   trapCount: number;
+  restartCount: number;
+  /** Callbacks the host made into the current VM, and their sampled durations. */
+  callStats: CallStatsSnapshot | undefined;
   /** sha256 of the module bytes. */
   digest: string | undefined;
 }
@@ -54,6 +58,8 @@ export async function snapshotOf(gw: Gateway, worker: number): Promise<WorkerSna
       skippedCount: p.skippedCount,
       rejectedCount: p.rejectedCount,
       trapCount: p.trapCount,
+      restartCount: p.restartCount,
+      callStats: p.vm?.vm.callStats.snapshot(),
       digest: p.digest,
     })),
     pluginMetrics: plugins.flatMap((p) => (p.vm ? [...p.vm.metrics.byId.values()].map((m) => ({ ...m })) : [])),

@@ -157,6 +157,15 @@ spec:
       assert.match(text, /^wasmgate_wasm_plugin_failed\{plugin="istio-system\.first"\} 0$/m);
       assert.match(text, /^wasmgate_wasm_plugin_fail_open_total\{plugin="istio-system\.broken"\} 3$/m);
       assert.match(text, /^wasmgate_wasm_plugin_fail_close_total\{plugin="istio-system\.broken"\} 0$/m);
+      assert.match(
+        text,
+        /^wasmgate_wasm_plugin_callbacks_total\{plugin="istio-system\.first",callback="proxy_on_request_headers"\} 3$/m,
+      );
+      assert.match(text, /^wasmgate_wasm_plugin_vm_restarts_total\{plugin="istio-system\.first"\} 0$/m);
+      assert.match(
+        text,
+        /^wasmgate_wasm_plugin_callback_duration_microseconds_bucket\{plugin="istio-system\.first",le="\+Inf"\} \d+$/m,
+      );
     } finally {
       await proxy.stop();
     }

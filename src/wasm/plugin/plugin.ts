@@ -123,6 +123,8 @@ export class Plugin implements PluginHandle {
   /** Requests answered 503 because this plugin failed (FAIL_CLOSE). */
   rejectedCount = 0;
   trapCount = 0;
+  /** VMs recreated after a failure (FAIL_RELOAD, watchdog, memory cap). */
+  restartCount = 0;
 
   readonly #callouts: Callouts | undefined;
   readonly #grpc: GrpcCallouts | undefined;
@@ -230,6 +232,7 @@ export class Plugin implements PluginHandle {
       this.#vm?.close();
       this.#vm = undefined;
       this.#vm = this.#startVm(loaded);
+      this.restartCount++;
       this.#recovering = false;
       this.failure = undefined;
       this.#logger.warn({ plugin: this.name }, `wasm plugin ${this.name} reloaded after a failure`);

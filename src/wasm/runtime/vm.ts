@@ -1,6 +1,8 @@
 // The V8 runtime wrapper: instantiation, start-up, guest calls, traps. Knows nothing of Proxy-Wasm
 // semantics beyond the entry-point rules; the ABI lives in ../abi and ../host.
+
 import { totalmem } from 'node:os';
+import { CallStats } from './call-stats.ts';
 import { FLAG_DEADLINE, FLAG_MEMORY, INTERRUPT_EXPORT, START_EXPORT } from './instrument.ts';
 import { GuestMemory } from './memory.ts';
 import type { ModuleInfo } from './module.ts';
@@ -50,6 +52,8 @@ export class WasmVm {
   readonly #exports: Record<string, unknown>;
   readonly #allocator: GuestFn;
   #depth = 0;
+  /** Callbacks entered from the host and their sampled durations (admin metrics). */
+  readonly callStats = new CallStats();
   #deferred: (() => void)[] = [];
   /** Set once the guest trapped; every later call fails fast. */
   failure: Error | undefined;
@@ -149,6 +153,7 @@ export class WasmVm {
     if (typeof fn !== 'function') return 0;
     const outer = this.#depth === 0;
     if (outer) this.#enter(name);
+    const timed = outer ? this.callStats.enter(name) : undefined;
     this.#depth++;
     let result: unknown;
     try {
@@ -164,6 +169,7 @@ export class WasmVm {
       }
     }
     this.#depth--;
+    if (outer) this.callStats.exit(timed);
     if (outer && this.#guard && !this.#guard.exit()) {
       // It returned, but only after the watchdog had given up on it.
       throw this.#trap(name, new Error('returned after the deadline'));
