@@ -165,13 +165,19 @@ export function matchedEntry(route: Route, headers: HeaderMap, port: number): Ro
 
 export class RouteTable {
   readonly routes: readonly Route[];
+  /** The Gateway servers' hosts on this listener ("ns/" prefixes dropped); empty: any host. */
+  readonly #listenerHosts: string[];
 
-  constructor(routes: Route[]) {
+  constructor(routes: Route[], listenerHosts: readonly string[] = []) {
     this.routes = routes;
+    const hosts = listenerHosts.map((h) => (h.includes('/') ? h.slice(h.indexOf('/') + 1) : h));
+    this.#listenerHosts = hosts.includes('*') ? [] : hosts;
   }
 
   find(headers: HeaderMap, port: number): Route | undefined {
     const authority = headers.get(':authority') ?? '';
+    // A Host no Gateway server on this port serves has no virtual host: 404 NR, as in Istio.
+    if (!hostMatches(this.#listenerHosts, authority)) return undefined;
     for (const route of this.routes) {
       if (!hostMatches(route.hosts, authority)) continue;
       if (route.matches.length === 0) return route;

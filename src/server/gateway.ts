@@ -248,7 +248,7 @@ export class Gateway {
         host: options.host,
         port: plan.port,
         chain,
-        routes: new RouteTable(routes),
+        routes: new RouteTable(routes, options.upstream ? [] : plan.servers.flatMap((s) => s.server.hosts)),
         tls: listenerTls(plan.port, plan.servers),
         httpsRedirect: httpsRedirect(plan.servers),
         reusePort: options.reusePort,

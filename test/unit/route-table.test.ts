@@ -72,6 +72,21 @@ test('RouteTable: first match wins, hosts with wildcards', () => {
     [':path', '/a'],
   ]);
   assert.equal(table.find(other, 80)?.name, 'a');
+  // The Gateway servers' hosts (namespace prefixes dropped) gate the listener: other hosts get no route.
+  const gated = new RouteTable([r('c', ['*'])], ['istio-system/example.com', '*/*.test']);
+  assert.equal(gated.find(req('/x'), 80)?.name, 'c');
+  assert.equal(gated.find(other, 80)?.name, 'c');
+  assert.equal(
+    gated.find(
+      new HeaderMap([
+        [':authority', 'evil.org'],
+        [':path', '/'],
+      ]),
+      80,
+    ),
+    undefined,
+  );
+  assert.equal(new RouteTable([r('c', ['*'])], ['*']).find(new HeaderMap([[':authority', 'evil.org']]), 80)?.name, 'c');
 });
 
 test('rewrite: prefix replaced as Envoy prefix_rewrite, regex rewrite keeps the query, authority', () => {
