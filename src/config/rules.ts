@@ -87,23 +87,31 @@ function findNonFinite(v: unknown, path: Path): Path | undefined {
   return undefined;
 }
 
-export function wasmPluginRules(spec: Obj): Issue[] {
-  const out = new Issues();
+/**
+ * Shared by WasmPlugin, RequestAuthentication and AuthorizationPolicy: selector and targetRef(s)
+ * are exclusive, and a selector needs labels. `what` names the resource in the empty-selector warning.
+ */
+export function selectorOrTargetRules(out: Issues, spec: Obj, what: string): void {
   const at = (...p: Path): Path => ['spec', ...p];
-
   const set = (['selector', 'targetRef', 'targetRefs'] as const).filter((k) =>
     k === 'targetRefs' ? list(spec.targetRefs).length > 0 : spec[k] !== undefined,
   );
   if (set.length > 1)
     out.error(at(set[1]!), `only one of targetRefs or selector can be set (found ${set.join(' and ')})`, 'key');
-
   if (isObj(spec.selector))
     selectorRules(
       out,
       isObj(spec.selector.matchLabels) ? at('selector', 'matchLabels') : at('selector'),
       spec.selector.matchLabels,
-      'the plugin applies to every workload in the namespace',
+      `the ${what} applies to every workload in the namespace`,
     );
+}
+
+export function wasmPluginRules(spec: Obj): Issue[] {
+  const out = new Issues();
+  const at = (...p: Path): Path => ['spec', ...p];
+
+  selectorOrTargetRules(out, spec, 'plugin');
   if (spec.targetRef !== undefined) targetRefRules(out, at('targetRef'), spec.targetRef);
   list(spec.targetRefs).forEach((r, i) => {
     targetRefRules(out, at('targetRefs', i), r);

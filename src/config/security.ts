@@ -4,7 +4,7 @@
 // into the typed specs. Every check tolerates values of the wrong type: the schema reports those.
 import { isIP } from 'node:net';
 import type { Path } from './position.ts';
-import { Issues, selectorRules } from './rules.ts';
+import { Issues, selectorOrTargetRules } from './rules.ts';
 import type {
   AuthorizationPolicySpec,
   AuthzAction,
@@ -15,9 +15,9 @@ import type {
   JWTRule,
   PolicyTargeting,
   RequestAuthenticationSpec,
-  TargetRef,
 } from './types.ts';
 import type { Issue } from './validate.ts';
+import { targetRef } from './wasmplugin.ts';
 
 type Obj = Record<string, unknown>;
 
@@ -93,18 +93,7 @@ function targetRefRules(out: Issues, path: Path, ref: unknown, kind: string): vo
 
 function targetingRules(out: Issues, spec: Obj, kind: string): void {
   const at = (...p: Path): Path => ['spec', ...p];
-  const set = (['selector', 'targetRef', 'targetRefs'] as const).filter((k) =>
-    k === 'targetRefs' ? list(spec.targetRefs).length > 0 : spec[k] !== undefined,
-  );
-  if (set.length > 1)
-    out.error(at(set[1]!), `only one of targetRefs or selector can be set (found ${set.join(' and ')})`, 'key');
-  if (isObj(spec.selector))
-    selectorRules(
-      out,
-      isObj(spec.selector.matchLabels) ? at('selector', 'matchLabels') : at('selector'),
-      spec.selector.matchLabels,
-      `the ${kind} applies to every workload in the namespace`,
-    );
+  selectorOrTargetRules(out, spec, kind);
   if (spec.targetRef !== undefined) targetRefRules(out, at('targetRef'), spec.targetRef, kind);
   list(spec.targetRefs).forEach((r, i) => {
     targetRefRules(out, at('targetRefs', i), r, kind);
@@ -115,16 +104,6 @@ function annotation(meta: Obj, name: string): string | undefined {
   const annotations = meta.annotations;
   if (!isObj(annotations) || !Object.hasOwn(annotations, name)) return undefined;
   return text(annotations[name]);
-}
-
-function targetRef(v: Obj): TargetRef {
-  const ref: TargetRef = {
-    group: typeof v.group === 'string' ? v.group : '',
-    kind: String(v.kind),
-    name: String(v.name),
-  };
-  if (typeof v.namespace === 'string' && v.namespace !== '') ref.namespace = v.namespace;
-  return ref;
 }
 
 function normalizeTargeting(spec: Obj): PolicyTargeting {

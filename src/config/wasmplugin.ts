@@ -104,7 +104,8 @@ export function enumName<T extends string>(names: readonly string[], value: unkn
   return absent;
 }
 
-function targetRef(v: Obj): TargetRef {
+/** A targetRef as read (group "" for the core group; namespace only when given). */
+export function targetRef(v: Obj): TargetRef {
   const ref: TargetRef = {
     group: typeof v.group === 'string' ? v.group : '',
     kind: String(v.kind),
