@@ -271,19 +271,7 @@ export class RouterUpstreamRequest implements UpstreamRequest {
         const info = this.#manager.stream.info;
         if (retryable) info.responseFlags.push(...this.#noRetryFlags());
         attempt.forwarded = true;
-        const serviceMs = Number((process.hrtime.bigint() - attempt.started) / 1_000_000n);
-        info.upstreamServiceTimeMs = serviceMs;
-        const map = new HeaderMap();
-        const connection = headers.connection;
-        const drop = hopByHopNames(connection === undefined ? [] : ([] as string[]).concat(connection));
-        for (const [k, v] of Object.entries(headers)) {
-          if (v === undefined || drop.has(k)) continue;
-          if (Array.isArray(v)) for (const one of v) map.add(k, one);
-          else map.add(k, v);
-        }
-        map.replace('x-envoy-upstream-service-time', String(serviceMs));
-        if (this.#setCookie) map.add('set-cookie', this.#setCookie);
-        responseHeaderOps(map, this.#route, this.#dest);
+        const map = this.#responseHeaders(attempt, headers, hopByHopNames);
         this.#manager.encodeHeaders(statusCode, map, false);
         if (this.#flow.writeBlocked()) {
           controller.pause();
@@ -301,20 +289,7 @@ export class RouterUpstreamRequest implements UpstreamRequest {
         this.#upgradedSocket = socket;
         // The route timeout covers the wait for the 101, not the tunnel.
         this.#finish();
-        const info = this.#manager.stream.info;
-        const serviceMs = Number((process.hrtime.bigint() - attempt.started) / 1_000_000n);
-        info.upstreamServiceTimeMs = serviceMs;
-        const map = new HeaderMap();
-        const connection = headers.connection;
-        const drop = upgradeHopByHopNames(connection === undefined ? [] : ([] as string[]).concat(connection));
-        for (const [k, v] of Object.entries(headers)) {
-          if (v === undefined || drop.has(k)) continue;
-          if (Array.isArray(v)) for (const one of v) map.add(k, one);
-          else map.add(k, v);
-        }
-        map.replace('x-envoy-upstream-service-time', String(serviceMs));
-        if (this.#setCookie) map.add('set-cookie', this.#setCookie);
-        responseHeaderOps(map, this.#route, this.#dest);
+        const map = this.#responseHeaders(attempt, headers, upgradeHopByHopNames);
         // The endpoint's slot and request count are held until the tunnel closes, as Envoy
         // counts an upgraded stream as an active request on its upstream connection.
         this.#flow.upgraded(socket, () => this.#endAttempt(attempt, { status: statusCode }));
@@ -448,6 +423,32 @@ export class RouterUpstreamRequest implements UpstreamRequest {
       attempt.body?.destroy();
     }
     this.#fail(504, 'upstream request timeout', 'upstream_response_timeout', ['UT']);
+  }
+
+  /**
+   * The upstream's response headers as the downstream gets them: hop-by-hop headers (`drop` names
+   * them, from Connection) removed, x-envoy-upstream-service-time, the hash cookie, and the
+   * route's response header operations. Records the upstream service time.
+   */
+  #responseHeaders(
+    attempt: Attempt,
+    headers: Record<string, string | string[] | undefined>,
+    drop: (connection: readonly string[]) => Set<string>,
+  ): HeaderMap {
+    const serviceMs = Number((process.hrtime.bigint() - attempt.started) / 1_000_000n);
+    this.#manager.stream.info.upstreamServiceTimeMs = serviceMs;
+    const connection = headers.connection;
+    const dropped = drop(connection === undefined ? [] : ([] as string[]).concat(connection));
+    const map = new HeaderMap();
+    for (const [k, v] of Object.entries(headers)) {
+      if (v === undefined || dropped.has(k)) continue;
+      if (Array.isArray(v)) for (const one of v) map.add(k, one);
+      else map.add(k, v);
+    }
+    map.replace('x-envoy-upstream-service-time', String(serviceMs));
+    if (this.#setCookie) map.add('set-cookie', this.#setCookie);
+    responseHeaderOps(map, this.#route, this.#dest);
+    return map;
   }
 
   #endAttempt(attempt: Attempt, outcome: Outcome | undefined): void {
