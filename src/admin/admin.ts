@@ -349,6 +349,7 @@ function envoyStats(snaps: WorkerSnapshot[], live: boolean): [string, number][] 
       add(`cluster.${c.name}.upstream_rq_active`, c.active);
       add(`cluster.${c.name}.upstream_rq_pending_overflow`, c.overflows);
       add(`cluster.${c.name}.outlier_detection.ejections_total`, c.ejections);
+      add(`cluster.${c.name}.upstream_rq_retry`, c.retries);
       out.set(`cluster.${c.name}.membership_total`, c.endpoints.length);
       out.set(`cluster.${c.name}.membership_healthy`, c.endpoints.filter((e) => e.healthy).length);
     }

@@ -90,6 +90,8 @@ export class Cluster {
   /** Overflow (UO) and ejection counters. */
   overflows = 0;
   ejections = 0;
+  /** Retries started (Envoy's upstream_rq_retry). */
+  retriesTotal = 0;
 
   constructor(name: string, endpoints: Endpoint[], options: ClusterOptions = {}) {
     this.name = name;
@@ -246,6 +248,7 @@ export class Cluster {
   tryRetry(): boolean {
     if (this.#retries >= (this.options.maxRetries ?? UNLIMITED)) return false;
     this.#retries++;
+    this.retriesTotal++;
     return true;
   }
 

@@ -30,6 +30,7 @@ export interface ClusterSnapshot {
   total: number;
   overflows: number;
   ejections: number;
+  retries: number;
   endpoints: { host: string; port: number; active: number; total: number; healthy: boolean }[];
 }
 
@@ -69,6 +70,7 @@ export async function snapshotOf(gw: Gateway, worker: number): Promise<WorkerSna
       total: c.total,
       overflows: c.overflows,
       ejections: c.ejections,
+      retries: c.retriesTotal,
       endpoints: c.endpoints.map((e) => ({
         host: e.host,
         port: e.port,

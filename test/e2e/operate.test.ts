@@ -82,3 +82,31 @@ describe('admin endpoints', () => {
     }
   });
 });
+
+describe('admin mutations', () => {
+  test('/server_info, POST /drain_listeners (not ready, Connection: close), GET refused, POST /quitquitquit exits 0', async () => {
+    const proxy = await startProxy(['-c', tempConfig({}), '--upstream', upstream.url]);
+    const admin = `http://127.0.0.1:${proxy.adminPort}`;
+    const info = (await (await fetch(`${admin}/server_info`)).json()) as { version: string; state: string };
+    assert.match(info.version, /^\d+\.\d+\.\d+$/);
+    assert.equal(info.state, 'LIVE');
+    const get = await fetch(`${admin}/drain_listeners`);
+    assert.equal(get.status, 405);
+    assert.match(await get.text(), /use POST, e\.g\. curl -XPOST "localhost:15000\/drain_listeners"/);
+    assert.equal((await fetch(`${admin}/drain_listeners?graceful`, { method: 'POST' })).status, 200);
+    assert.equal((await fetch(`${admin}/ready`)).status, 503);
+    assert.equal(((await (await fetch(`${admin}/server_info`)).json()) as { state: string }).state, 'DRAINING');
+    const res = await new Promise<import('node:http').IncomingMessage>((resolve, reject) =>
+      import('node:http').then((http) =>
+        http.get({ host: '127.0.0.1', port: proxy.port, path: '/get', agent: false }, resolve).on('error', reject),
+      ),
+    );
+    res.resume();
+    assert.equal(res.statusCode, 200, 'a draining listener still serves');
+    assert.equal(res.headers.connection, 'close');
+    const exited = new Promise<number | null>((r) => proxy.child.once('exit', (code) => r(code)));
+    assert.equal((await fetch(`${admin}/quitquitquit`)).status, 405);
+    assert.equal((await fetch(`${admin}/quitquitquit`, { method: 'POST' })).status, 200);
+    assert.equal(await exited, 0);
+  });
+});
