@@ -9,6 +9,7 @@ import { parseDurationMs } from './config/duration.ts';
 import { formatProblem } from './config/format.ts';
 import { loadConfig } from './config/load.ts';
 import type { LoadedConfig, Problem } from './config/types.ts';
+import { LIMIT_FLAGS, type LimitFlag, type ListenerLimits, limitsFromFlags } from './listener/limits.ts';
 import { createLogger, LogLevels, levelNumber } from './observability/logger.ts';
 import { entryName } from './server/chain.ts';
 import { type GatewayOptions, planProxy } from './server/gateway.ts';
@@ -25,6 +26,12 @@ Usage:
   wasmgate run -c PATH [-c PATH]... [options]
   wasmgate validate -c PATH [-c PATH]...
   wasmgate health [--health-port N]      exit 0 when the proxy on this host is ready
+  wasmgate dev PLUGIN.wasm|WASMPLUGIN.yaml [--upstream URL] [--port N] [--admin-port N]
+                                         plugin developer loop: proxy on :8080 (default upstream: the
+                                         embedded httpbin), wasm logs at debug, reload on rebuild,
+                                         one line per request
+  wasmgate init plugin --lang rust|go|assemblyscript NAME [--dir DIR]
+                                         scaffold a buildable plugin project with a WasmPlugin YAML
   wasmgate --help | --version
 
 PATH is a YAML file (multi-document, ---) or a folder of *.yaml / *.yml files holding
@@ -57,6 +64,19 @@ WASMGATE_LABEL=app=edge,istio=ingressgateway); the command line wins.
       --wasm-memory-limit SIZE   memory cap per Wasm VM, e.g. 256Mi (default 1Gi, or a quarter of RAM if less)
       --xff-num-trusted-hops N   trusted proxies in front: the client is N hops from the right of X-Forwarded-For (default 0)
 
+Downstream limits (Envoy's edge defaults; docs/security.md says what each defends):
+      --max-request-headers-size SIZE   request line and headers (default 60Ki; over it: 431)
+      --max-request-headers-count N     request header lines (default 100; over it: 431)
+      --headers-timeout DURATION        to receive the request headers (default 10s; 408; 0: none)
+      --request-timeout DURATION        to receive the whole request (default 300s; 408; 0: none)
+      --idle-timeout DURATION           keep-alive connection with no request, or HTTP/2 session with no frame (default 60s)
+      --stream-idle-timeout DURATION    request body with no progress (default 300s; 408; 0: none)
+      --max-connections N               open downstream connections per listener, shared by the workers (default 10000; 0: no cap)
+      --per-connection-buffer-limit SIZE  socket read/write buffer per connection (default 32Ki)
+      --max-request-body-size SIZE      request body cap, 413 before reading when Content-Length is over it (default 1Gi; 0: no cap)
+      --headers-with-underscores ACTION reject (default, 400), drop or allow request headers named with "_"
+      --h2-max-concurrent-streams N     HTTP/2 streams per connection (default 100)
+
 Reload: a changed config file or file:// module, SIGHUP, or POST /reload on the admin port builds
 the new configuration to the side; if it is invalid the running one keeps serving.
 `;
@@ -86,6 +106,17 @@ const OPTIONS = {
   'wasm-deadline': { type: 'string' },
   'wasm-memory-limit': { type: 'string' },
   'xff-num-trusted-hops': { type: 'string' },
+  'max-request-headers-size': { type: 'string' },
+  'max-request-headers-count': { type: 'string' },
+  'headers-timeout': { type: 'string' },
+  'request-timeout': { type: 'string' },
+  'idle-timeout': { type: 'string' },
+  'stream-idle-timeout': { type: 'string' },
+  'max-connections': { type: 'string' },
+  'per-connection-buffer-limit': { type: 'string' },
+  'max-request-body-size': { type: 'string' },
+  'headers-with-underscores': { type: 'string' },
+  'h2-max-concurrent-streams': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean', short: 'v' },
 } as const;
@@ -152,6 +183,18 @@ function xffHopsOption(value: string | undefined): number {
   if (!/^\d+$/.test(value) || !Number.isSafeInteger(n))
     throw new UsageError(`--xff-num-trusted-hops: expected a number of hops (0 or more), got "${value}"`);
   return n;
+}
+
+/** The downstream limit flags (src/listener/limits.ts); --max-connections is split over the workers. */
+function listenerLimitsOption(values: Record<string, unknown>, workers: number): ListenerLimits {
+  const given: Partial<Record<LimitFlag, string>> = {};
+  for (const flag of Object.keys(LIMIT_FLAGS) as LimitFlag[])
+    if (typeof values[flag] === 'string') given[flag] = values[flag] as string;
+  try {
+    return limitsFromFlags(given, workers);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
 }
 
 function labelsOption(values: string[] | undefined): Record<string, string> {
@@ -272,6 +315,7 @@ async function run(paths: string[], values: ReturnType<typeof parse>['values']):
     reusePort: concurrency > 1,
     xffNumTrustedHops: xffHopsOption(values['xff-num-trusted-hops']),
     ...wasmLimitOptions(values['wasm-deadline'], values['wasm-memory-limit']),
+    limits: listenerLimitsOption(values, concurrency),
   };
   // Each worker thread runs a Gateway (listeners, VMs, clusters); this thread supervises.
   const gateway = new WorkerPool(
@@ -397,9 +441,23 @@ async function run(paths: string[], values: ReturnType<typeof parse>['values']):
   });
 }
 
+/** `dev` and `init` (src/dev/): their own options; usage problems exit 2 like the others. */
+async function devCommands(command: 'dev' | 'init', argv: string[]): Promise<number> {
+  try {
+    if (command === 'dev') return await (await import('./dev/dev.ts')).dev(argv);
+    return await (await import('./dev/init.ts')).init(argv);
+  } catch (err) {
+    const e = err as Error & { code?: string };
+    if (e.name === 'DevError' || e.name === 'InitError' || e.code?.startsWith('ERR_PARSE_ARGS'))
+      throw new UsageError(e.message);
+    throw err;
+  }
+}
+
 /** Entry point; resolves to the process exit code. */
 export async function main(argv: string[]): Promise<number> {
   try {
+    if (argv[0] === 'dev' || argv[0] === 'init') return await devCommands(argv[0], argv.slice(1));
     const { values, positionals } = parse(argv);
     if (values.version) {
       process.stdout.write(`wasmgate ${VERSION}\n`);

@@ -11,6 +11,7 @@ import { HeaderMap } from '../pipeline/headers.ts';
 import { normalizePath } from '../pipeline/normalize-path.ts';
 import { HttpStream, newStreamInfo } from '../pipeline/stream.ts';
 import { hopByHopNames, upgradeHopByHopNames } from '../router/hop-by-hop.ts';
+import { validAuthority } from './limits.ts';
 
 export interface RequestHeadOptions {
   scheme: 'http' | 'https';
@@ -21,6 +22,20 @@ export interface RequestHeadOptions {
   xffNumTrustedHops?: number;
   /** A WebSocket upgrade: Upgrade and `Connection: upgrade` are kept. */
   upgrade?: boolean;
+  /** Leave out request headers whose names have an underscore (--headers-with-underscores drop). */
+  dropUnderscores?: boolean;
+}
+
+/**
+ * An absolute-form request target (`http://host[:port]/path?q`, RFC 9112 section 3.2.2): its
+ * authority, which replaces the Host header for routing, authz and the upstream, and its
+ * origin-form path. Undefined for any other form.
+ */
+export function absoluteForm(target: string): { authority: string; path: string } | undefined {
+  const m = /^https?:\/\/([^/?#]*)(.*)$/i.exec(target);
+  if (!m) return undefined;
+  const rest = m[2]!;
+  return { authority: m[1]!, path: rest.startsWith('/') ? rest : `/${rest}` };
 }
 
 /** "::ffff:1.2.3.4" -> "1.2.3.4"; other addresses unchanged. */
@@ -62,17 +77,31 @@ export function requestStream(
   const connection: string[] = [];
   for (let i = 0; i < raw.length; i += 2) if (raw[i]!.toLowerCase() === 'connection') connection.push(raw[i + 1]!);
   const drop = opts.upgrade ? upgradeHopByHopNames(connection) : hopByHopNames(connection);
+  // An absolute-form target's authority wins over Host (RFC 9112 section 3.2.2), as in Envoy.
+  let target = req.url ?? '/';
+  let authority = opts.authority;
+  const absolute = opts.h2 ? undefined : absoluteForm(target);
+  if (absolute) {
+    target = absolute.path;
+    authority = absolute.authority;
+  }
   // Normalized before any filter sees it, so that authz and plugins match what the upstream gets.
-  const normalized = normalizePath(req.url ?? '/');
+  let normalized = normalizePath(target);
+  if (absolute && !validAuthority(authority)) normalized = { reject: 'invalid authority in the absolute-form target' };
   const pairs: [string, string][] = [
-    [':authority', opts.authority],
-    [':path', 'path' in normalized ? normalized.path : (req.url ?? '/')],
+    [':authority', authority],
+    [':path', 'path' in normalized ? normalized.path : target],
     [':method', req.method ?? 'GET'],
     [':scheme', opts.scheme],
   ];
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!.toLowerCase();
     if (name[0] === ':' || name === 'host' || drop.has(name)) continue;
+    // h2c upgrade settings never cross (RFC 9113 dropped the h2c upgrade; Upgrade itself is hop-by-hop).
+    if (name === 'http2-settings') continue;
+    if (opts.dropUnderscores && name.includes('_')) continue;
+    // The listener answers `Expect: 100-continue` itself (Envoy's default); the upstream never sees it.
+    if (name === 'expect' && raw[i + 1]!.trim().toLowerCase() === '100-continue') continue;
     pairs.push([name, raw[i + 1]!]);
   }
   const headers = new HeaderMap(pairs);
@@ -83,6 +112,10 @@ export function requestStream(
   const incoming = headers.getAll('x-forwarded-for').join(',');
   const hops = opts.xffNumTrustedHops ?? 0;
   const remoteAddress = (hops > 0 && incoming ? addressFromXff(incoming, hops - 1) : undefined) ?? remote;
+  // Envoy's header sanitizing: an external client's x-envoy-* headers are dropped, and no client
+  // may supply x-envoy-original-path (the router sets it on rewrites; CVE-2023-27487).
+  headers.remove('x-envoy-original-path');
+  if (!isInternalAddress(remoteAddress)) headers.setPairs(headers.pairs.filter(([k]) => !k.startsWith('x-envoy-')));
   headers.replace('x-forwarded-for', incoming ? `${incoming}, ${remote}` : remote);
   headers.replace('x-forwarded-proto', opts.scheme);
   // An external client (not one internal address alone): its address for the upstream.

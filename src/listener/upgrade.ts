@@ -26,6 +26,8 @@ export interface UpgradeHost {
   connectionId: number;
   /** Downstream sockets upgrading or carrying a tunnel (a drain leaves them be; close ends them). */
   tunnels: Set<Duplex>;
+  /** Leave out request headers with underscores in their names (--headers-with-underscores drop). */
+  dropUnderscores?: boolean;
 }
 
 const DEFAULT_BUFFER_LIMIT = 1024 * 1024;
@@ -76,6 +78,7 @@ export function handleUpgrade(host: UpgradeHost, req: http.IncomingMessage, sock
     connectionId: host.connectionId,
     xffNumTrustedHops: config.xffNumTrustedHops,
     upgrade: websocket,
+    dropUnderscores: host.dropUnderscores,
   });
   host.tunnels.add(socket);
   socket.on('error', () => {});

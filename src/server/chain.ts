@@ -99,3 +99,14 @@ export function httpFilterChain(plugins: readonly Resource<WasmPluginSpec>[], bu
 export function entryName(e: ChainEntry): string {
   return e.kind === 'builtin' ? e.name : `${e.plugin.metadata.namespace}.${e.plugin.metadata.name}`;
 }
+
+/** NETWORK plugins for this proxy and listener port, in execution order (phase, then priority). */
+export function networkChain(
+  plugins: readonly Resource<WasmPluginSpec>[],
+  id: ProxyIdentity,
+  port: number,
+): Resource<WasmPluginSpec>[] {
+  return plugins
+    .filter((p) => p.spec.type === 'NETWORK' && pluginApplies(p, id) && pluginMatchesPort(p, port))
+    .sort(comparePlugins);
+}

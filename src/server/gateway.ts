@@ -13,7 +13,12 @@ import { AuthnFilterFactory } from '../filters/authn/authn-filter.ts';
 import { AuthzFilterFactory } from '../filters/authz/authz-filter.ts';
 import { IstioMetrics } from '../filters/stats/istio-metrics.ts';
 import { StatsFilterFactory, serviceOfCluster } from '../filters/stats/stats-filter.ts';
+import { TcpMetrics } from '../filters/stats/tcp-metrics.ts';
+import { buildL4, l4Summary, planL4 } from '../l4/gateway-l4.ts';
+import { planTcpListeners } from '../l4/plan.ts';
+import { type TcpListenerConfig, TcpListeners } from '../l4/tcp-listener.ts';
 import { HttpListener, type ListenerConfig } from '../listener/http-listener.ts';
+import type { ListenerLimits } from '../listener/limits.ts';
 import { httpsRedirect, listenerTls } from '../listener/tls.ts';
 import { formatAccessLog } from '../observability/access-log.ts';
 import type { Logger, LogLevels } from '../observability/logger.ts';
@@ -22,6 +27,7 @@ import { ClusterCallouts } from '../router/callouts.ts';
 import { Http2GrpcCallouts } from '../router/grpc-callouts.ts';
 import { RouteTable } from '../router/route-table.ts';
 import { WasmFilterFactory } from '../wasm/plugin/http-filter.ts';
+import { WasmNetworkFilterFactory } from '../wasm/plugin/network-filter.ts';
 import { type LoadedModule, loadModule, moduleKey, Plugin } from '../wasm/plugin/plugin.ts';
 import { type ChainEntry, entryName, httpChain, httpFilterChain, type ProxyIdentity, pluginApplies } from './chain.ts';
 import { buildRoutes, ClusterSet, type ListenerPlan, planListeners, resolveCluster, upstreamRoute } from './routes.ts';
@@ -46,6 +52,8 @@ export interface GatewayOptions {
   wasmDeadlineMs?: number;
   /** Memory cap per Wasm VM, bytes (--wasm-memory-limit; default 1 GiB or a quarter of RAM). */
   wasmMemoryLimitBytes?: number;
+  /** Downstream header, body, timeout and connection limits (--max-connections, --headers-timeout, …). */
+  limits?: Partial<ListenerLimits>;
 }
 
 export interface ListenerSummary {
@@ -77,7 +85,8 @@ export function planProxy(
     plans = [
       { port: options.port, gateways: plans.flatMap((p) => p.gateways), servers: plans.flatMap((p) => p.servers) },
     ];
-  if (plans.length === 0) plans = [{ port: 8080, gateways: [], servers: [] }];
+  if (plans.length === 0 && planTcpListeners(config, options.labels).length === 0)
+    plans = [{ port: 8080, gateways: [], servers: [] }];
   const identity: ProxyIdentity = {
     namespace: options.namespace,
     labels: options.labels,
@@ -97,6 +106,8 @@ interface Generation {
   clusters: ClusterSet;
   authn: AuthnFilterFactory | undefined;
   listeners: { plan: ListenerPlan; config: ListenerConfig; summary: ListenerSummary }[];
+  /** L4 listeners (Gateway TCP / TLS passthrough servers), src/l4. */
+  tcp: TcpListenerConfig[];
 }
 
 /** What a reload changed, for the log and the admin answer. */
@@ -121,6 +132,8 @@ export class Gateway {
   /** Istio's standard metrics, served by the admin port. */
   readonly metrics = new IstioMetrics();
   #reloading: Promise<unknown> = Promise.resolve();
+  /** L4 listeners: TCP proxying with NETWORK plugins (src/l4). */
+  readonly #tcp: TcpListeners;
   #draining = false;
 
   private constructor(options: GatewayOptions, logger: Logger, levels: LogLevels) {
@@ -132,6 +145,15 @@ export class Gateway {
       this.#gen ? resolveCluster(this.#gen.config, this.#gen.clusters, name) : undefined;
     this.#callouts = new ClusterCallouts(resolve);
     this.#grpc = new Http2GrpcCallouts(resolve);
+    this.#tcp = new TcpListeners({
+      metrics: new TcpMetrics(
+        this.metrics.registry,
+        { namespace: options.namespace, labels: options.labels, workload: 'wasmgate', cluster: 'Kubernetes' },
+        (cluster) => serviceOfCluster(cluster, (host) => serviceEntryNamespace(this.#gen!.config, host)),
+      ),
+      accessLog: (line) => this.#accessLog?.(line),
+      onError: (message, err) => this.#logger.error({ err }, message),
+    });
   }
 
   get clusters(): ClusterSet {
@@ -157,6 +179,8 @@ export class Gateway {
     gw.summaries.push(...gen.listeners.map((l) => l.summary));
     try {
       for (const [i, l] of gw.listeners.entries()) gw.summaries[i]!.port = await l.listen();
+      const tcp = await gw.#tcp.apply(gen.tcp);
+      gw.summaries.push(...gen.tcp.map((c, i) => l4Summary(c, tcp.ports[i]!)));
     } catch (err) {
       await gw.close();
       throw err;
@@ -182,6 +206,7 @@ export class Gateway {
     const options = this.#options;
     const logger = this.#logger;
     const { plans, chains, authn, authz } = planProxy(config, options);
+    const l4 = planL4(config, options);
     const builtins = new Map<string, FilterFactory>();
     const authnFactory = authn.length > 0 ? new AuthnFilterFactory(authn, { logger }) : undefined;
     if (authnFactory) builtins.set('istio.authn', authnFactory);
@@ -200,7 +225,7 @@ export class Gateway {
     // One Plugin per WasmPlugin resource; modules fetched and compiled once per moduleKey.
     const modules = new Map<string, Promise<LoadedModule>>();
     const plugins = new Map<string, Plugin>();
-    for (const entry of chains.flat()) {
+    for (const entry of [...chains.flat(), ...l4.entries]) {
       if (entry.kind !== 'wasm') continue;
       const resource = entry.plugin;
       const key = entryName(entry);
@@ -253,11 +278,13 @@ export class Gateway {
         httpsRedirect: httpsRedirect(plan.servers),
         reusePort: options.reusePort,
         xffNumTrustedHops: options.xffNumTrustedHops,
+        limits: options.limits,
       };
       const summary = { name, port: plan.port, chain: chain.map((f) => f.name), routes: routes.map((r) => r.name) };
       return { plan, config: listenerConfig, summary };
     });
-    return { gen: { config, clusters, authn: authnFactory, listeners }, plugins };
+    const tcp = buildL4(l4, config, clusters, options, (e) => new WasmNetworkFilterFactory(plugins.get(entryName(e))!));
+    return { gen: { config, clusters, authn: authnFactory, listeners, tcp }, plugins };
   }
 
   /**
@@ -283,6 +310,7 @@ export class Gateway {
     const byPort = new Map(this.listeners.map((l) => [l.config.port, l]));
     const next: HttpListener[] = [];
     const opened: HttpListener[] = [];
+    let tcpSummaries: ListenerSummary[] = [];
     try {
       for (const l of gen.listeners) {
         const existing = this.#options.port !== undefined ? this.listeners[0] : byPort.get(l.plan.port);
@@ -301,6 +329,12 @@ export class Gateway {
         next.push(fresh);
         result.listeners.added.push(l.summary.port);
       }
+      // L4 listeners: new ports open (or all fail), kept ports take the new config, others close.
+      const tcp = await this.#tcp.apply(gen.tcp);
+      tcpSummaries = gen.tcp.map((c, i) => l4Summary(c, tcp.ports[i]!));
+      result.listeners.added.push(...tcp.added);
+      result.listeners.removed.push(...tcp.removed);
+      result.listeners.updated.push(...gen.tcp.map((c) => c.port).filter((p) => !tcp.added.includes(p)));
     } catch (err) {
       await Promise.all(opened.map((l) => l.close()));
       for (const [k, p] of plugins) if (this.plugins.get(k) !== p) p.close();
@@ -338,7 +372,7 @@ export class Gateway {
     this.plugins.clear();
     for (const [k, p] of plugins) this.plugins.set(k, p);
     this.listeners.splice(0, this.listeners.length, ...next);
-    this.summaries.splice(0, this.summaries.length, ...gen.listeners.map((l) => l.summary));
+    this.summaries.splice(0, this.summaries.length, ...gen.listeners.map((l) => l.summary), ...tcpSummaries);
     this.#gen = gen;
     // The old generation's clusters finish their in-flight requests, then close.
     void old.clusters.close();
@@ -350,6 +384,7 @@ export class Gateway {
   drain(): void {
     this.#draining = true;
     for (const l of this.listeners) l.drain();
+    this.#tcp.drain();
   }
 
   get draining(): boolean {
@@ -358,7 +393,7 @@ export class Gateway {
 
   /** Open downstream connections across listeners. */
   get connections(): number {
-    return this.listeners.reduce((n, l) => n + l.connections, 0);
+    return this.listeners.reduce((n, l) => n + l.connections, 0) + this.#tcp.connections;
   }
 
   #openAccessLog(target: string): void {
@@ -377,7 +412,7 @@ export class Gateway {
   }
 
   async close(): Promise<void> {
-    await Promise.all(this.listeners.map((l) => l.close()));
+    await Promise.all([...this.listeners.map((l) => l.close()), this.#tcp.close()]);
     for (const p of this.plugins.values()) p.close();
     this.#grpc.close();
     this.#gen?.authn?.close();

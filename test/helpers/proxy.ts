@@ -51,15 +51,22 @@ export function runCli(
   });
 }
 
-/** Starts `wasmgate run` with `--port 0 --admin-port 0 --concurrency 1` plus `args`. */
-export function startProxy(args: string[], timeoutMs = 30_000): Promise<RunningProxy> {
+/**
+ * Starts `wasmgate run` with `--port 0 --admin-port 0 --concurrency 1` plus `args`.
+ * `gatewayPorts`: no `--port 0`, so the Gateways' own ports open (TCP listeners need them); `port`
+ * is then the first listener's.
+ */
+export function startProxy(
+  args: string[],
+  timeoutMs = 30_000,
+  opts: { gatewayPorts?: boolean } = {},
+): Promise<RunningProxy> {
   const child = spawn(
     process.execPath,
     [
       CLI,
       'run',
-      '--port',
-      '0',
+      ...(opts.gatewayPorts ? [] : ['--port', '0']),
       '--admin-port',
       '0',
       '--host',

@@ -22,7 +22,7 @@ export interface StatsIdentity {
   cluster: string;
 }
 
-type SourceLabels = Pick<
+export type SourceLabels = Pick<
   IstioLabels,
   | 'reporter'
   | 'source_workload'
@@ -58,6 +58,22 @@ function isGrpc(stream: HttpStream): boolean {
   return (stream.requestHeaders.get('content-type') ?? '').startsWith('application/grpc');
 }
 
+/** The source_* labels (and reporter) of this proxy, the same for every stream and connection. */
+export function sourceLabels(identity: StatsIdentity): SourceLabels {
+  const l = identity.labels;
+  return {
+    reporter: 'source',
+    source_workload: identity.workload,
+    source_canonical_service: l['service.istio.io/canonical-name'] ?? l.app ?? identity.workload,
+    source_canonical_revision: l['service.istio.io/canonical-revision'] ?? l.version ?? 'latest',
+    source_workload_namespace: identity.namespace,
+    source_principal: UNKNOWN,
+    source_app: l.app ?? UNKNOWN,
+    source_version: l.version ?? UNKNOWN,
+    source_cluster: identity.cluster,
+  };
+}
+
 export class StatsFilterFactory implements FilterFactory {
   readonly name = 'istio.stats';
   readonly #metrics: IstioMetrics;
@@ -72,18 +88,7 @@ export class StatsFilterFactory implements FilterFactory {
   ) {
     this.#metrics = metrics;
     this.#service = service;
-    const l = identity.labels;
-    this.#source = {
-      reporter: 'source',
-      source_workload: identity.workload,
-      source_canonical_service: l['service.istio.io/canonical-name'] ?? l.app ?? identity.workload,
-      source_canonical_revision: l['service.istio.io/canonical-revision'] ?? l.version ?? 'latest',
-      source_workload_namespace: identity.namespace,
-      source_principal: UNKNOWN,
-      source_app: l.app ?? UNKNOWN,
-      source_version: l.version ?? UNKNOWN,
-      source_cluster: identity.cluster,
-    };
+    this.#source = sourceLabels(identity);
   }
 
   #destination(cluster: string): DestinationService | undefined {

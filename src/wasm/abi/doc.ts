@@ -34,8 +34,20 @@ const CALLBACKS: [string, string][] = [
     'gRPC callouts, on the root context; the AssemblyScript spelling proxy_on_grpc_trailing_metadata is honoured',
   ],
   [
-    'proxy_on_new_connection, proxy_on_downstream_data, proxy_on_upstream_data, *_connection_close',
-    'not yet: NETWORK plugins belong to the L4 issue',
+    'proxy_on_new_connection',
+    'NETWORK plugins on TCP listeners: after on_context_create, when a client connects (Pause holds the connect until continue)',
+  ],
+  [
+    'proxy_on_downstream_data / proxy_on_upstream_data',
+    'bytes from the client (filters in order) / from the upstream (reverse order); Pause holds them, and more bytes grow the held buffer, presented again whole; end_of_stream on a FIN',
+  ],
+  [
+    'proxy_on_downstream_connection_close / proxy_on_upstream_connection_close',
+    'client side closed (REMOTE, or LOCAL when the proxy closed it) / upstream FIN seen on the write path (UNKNOWN, as Envoy), REMOTE on an upstream error',
+  ],
+  [
+    'proxy_on_done / proxy_on_log / proxy_on_delete (L4)',
+    'once both sides of a connection are closed, in this order (Envoy TCP)',
   ],
   ['proxy_on_foreign_function', 'not called: no host events are registered'],
 ];
