@@ -366,7 +366,7 @@ async function run(paths: string[], values: ReturnType<typeof parse>['values']):
     for (const s of gateway.summaries) {
       logger.info(
         { listener: s.name, port: s.port, chain: s.chain },
-        `listening on ${values.host ?? '0.0.0.0'}:${s.port}: ${[...s.chain, 'router'].join(' -> ')}`,
+        `listening on ${values.host ?? '0.0.0.0'}:${s.port}: ${(s.chain.at(-1) === 'tcp_proxy' ? s.chain : [...s.chain, 'router']).join(' -> ')}`,
       );
     }
   };

@@ -146,3 +146,51 @@ describe('NETWORK plugin in Rust (plugins/network-rust)', () => {
     assert.equal(line.connection_termination_details, 'wasm_close_stream');
   });
 });
+
+describe('a NETWORK plugin that cannot load: failStrategy', () => {
+  let echo: EchoServer;
+  let proxy: RunningProxy;
+  let closedPort: number;
+  let openPort: number;
+
+  before(async () => {
+    echo = await echoServer();
+    closedPort = await freePort();
+    openPort = await freePort();
+    const missing = join(ROOT, 'plugins/network-rust/missing.wasm');
+    const plugin = (name: string, port: number, strategy: string) =>
+      `---\n${wasmPluginYaml({
+        name,
+        url: `file://${missing}`,
+        failStrategy: strategy,
+        extra: `  type: NETWORK\n  match:\n  - ports: [{number: ${port}}]\n`,
+      })}`;
+    proxy = await startTcpProxy({
+      'closed.yaml':
+        tcpGatewayYaml({ port: closedPort, upstreamPort: echo.port }) +
+        plugin('broken-close', closedPort, 'FAIL_CLOSE'),
+      'open.yaml':
+        tcpGatewayYaml({ port: openPort, upstreamPort: echo.port, host: 'open.tcp.local' })
+          .replaceAll('tcp-gateway', 'open-gateway')
+          .replaceAll('tcp-echo', 'tcp-open') + plugin('broken-open', openPort, 'FAIL_OPEN'),
+    });
+  });
+  after(async () => {
+    await proxy?.stop();
+    await echo?.close();
+  });
+
+  test('FAIL_CLOSE closes the connection before any byte goes upstream', async () => {
+    const before = echo.conns.length;
+    const r = await exchange(closedPort, ['hello']);
+    assert.equal(r.data.length, 0);
+    assert.equal(echo.conns.length, before, 'no upstream connection');
+    const line = await accessLogWhere(proxy, (l) => l.connection_termination_details === 'wasm_fail_stream');
+    assert.equal(line.bytes_sent, 0);
+  });
+
+  test('FAIL_OPEN passes the bytes without the plugin', async () => {
+    const r = await exchange(openPort, ['hello']);
+    assert.equal(r.data.toString(), 'hello');
+  });
+});

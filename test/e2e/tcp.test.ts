@@ -5,13 +5,14 @@
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import tls from 'node:tls';
 import { promisify } from 'node:util';
 import { makePki, type TestPki } from '../helpers/certs.ts';
-import type { RunningProxy } from '../helpers/proxy.ts';
+import { type RunningProxy, startProxy, tempConfig } from '../helpers/proxy.ts';
 import {
   accessLogWhere,
   adminText,
@@ -393,5 +394,63 @@ spec:
     assert.ok(r.error, 'the handshake fails');
     const line = await accessLogWhere(proxy, (l) => l.requested_server_name === 'nobody.example.org');
     assert.equal(line.response_flags, 'NR');
+  });
+});
+
+describe('TCP listeners across a reload', () => {
+  let a: EchoServer;
+  let b: EchoServer;
+  let proxy: RunningProxy;
+  let dir: string;
+  let port: number;
+  let extraPort: number;
+
+  before(async () => {
+    a = await echoServer();
+    b = await echoServer();
+    port = await freePort();
+    extraPort = await freePort();
+    dir = tempConfig({ 'tcp.yaml': tcpGatewayYaml({ port, upstreamPort: a.port }) });
+    proxy = await startProxy(['-c', dir, '--no-watch'], 30_000, { gatewayPorts: true });
+  });
+  after(async () => {
+    await proxy?.stop();
+    await a?.close();
+    await b?.close();
+  });
+
+  test('new connections take the new route, an open one stays on its upstream; ports open and close', async () => {
+    // A connection open across the reload.
+    const open = net.connect({ port, host: '127.0.0.1' });
+    let got = '';
+    open.on('data', (d) => {
+      got += d;
+    });
+    await new Promise((r) => open.once('connect', r));
+    open.write('before ');
+    await waitFor(() => got === 'before ', 3000, 'first echo');
+    writeFileSync(
+      join(dir, 'tcp.yaml'),
+      tcpGatewayYaml({ port, upstreamPort: b.port }) +
+        tcpGatewayYaml({ port: extraPort, upstreamPort: b.port, host: 'extra.tcp.local' })
+          .replaceAll('tcp-gateway', 'extra-gateway')
+          .replaceAll('tcp-echo', 'tcp-extra')
+          .replace(/^/, '---\n'),
+    );
+    const res = await fetch(`http://127.0.0.1:${proxy.adminPort}/reload`, { method: 'POST' });
+    assert.equal(res.status, 200, await res.text());
+    const fresh = await exchange(port, ['to b']);
+    assert.equal(fresh.data.toString(), 'to b');
+    assert.equal(Buffer.concat(b.conns.at(-1)!.received).toString(), 'to b');
+    assert.equal((await exchange(extraPort, ['extra'])).data.toString(), 'extra', 'the new port opened');
+    open.write('after');
+    await waitFor(() => got === 'before after', 3000, 'the open connection still echoes');
+    assert.equal(Buffer.concat(a.conns[0]!.received).toString(), 'before after', 'still on upstream a');
+    open.end();
+    // The extra port goes away with the next reload.
+    writeFileSync(join(dir, 'tcp.yaml'), tcpGatewayYaml({ port, upstreamPort: b.port }));
+    assert.equal((await fetch(`http://127.0.0.1:${proxy.adminPort}/reload`, { method: 'POST' })).status, 200);
+    const gone = await exchange(extraPort, ['x']);
+    assert.equal(gone.error, 'ECONNREFUSED');
   });
 });
