@@ -36,6 +36,7 @@ RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
   && chown 1337:1337 /var/cache/wasmgate
 COPY --from=build /src/dist ./dist
 COPY bin ./bin
+COPY src/dev/templates ./src/dev/templates
 COPY config ./config
 COPY plugins/header-authorization-rust/plugin.wasm ./plugins/header-authorization-rust/plugin.wasm
 COPY plugins/header-authorization-go/plugin.wasm ./plugins/header-authorization-go/plugin.wasm

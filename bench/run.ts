@@ -1,7 +1,7 @@
 // Load benchmark: wasmgate against the proxies users would pick instead, with and without plugins,
 // side by side in one run (issue P9). Loopback only, bounded in time, stops everything it started.
 //
-//   npm run bench                 full run (about 12 minutes): every system, every workload, 2-3 rounds
+//   npm run bench                 full run (about 12 minutes; stops itself at 15): every system, every workload, 2-3 rounds
 //   npm run bench -- --quick      CI smoke: undici proxy, wasmgate 0 plugins and + 1 Rust plugin,
 //                                 small GET; exits 1 if wasmgate + 1 Rust plugin < 0.6x the undici proxy
 //   options: --rounds N  --duration S  --only system,system,...  --workloads small,64k,post1m,noka  --no-write
@@ -294,8 +294,7 @@ function wasmgate(
         pinned ? cpus : null,
       );
       const m = await waitFor(child, /listening on [^:\s]+:(\d+)/, `wasmgate ${id}`);
-      // Every worker must be up before the load starts.
-      if (workers > 1) await waitFor(child, new RegExp(`(listening on [^\\n]*[\\s\\S]*){${workers}}`), id);
+      // "listening on" is logged once every worker has started.
       return { port: Number(m[1]), child };
     },
   };
@@ -595,6 +594,7 @@ function summary(system: string, workload: string): Summary | undefined {
 let upstreamPid = 0;
 async function main(): Promise<number> {
   if (TASKSET) execFileSync('taskset', ['-cp', LOAD_CPU, String(process.pid)], { stdio: 'ignore' });
+  if (!existsSync(join(ROOT, 'dist/cli.js'))) throw new Error('dist/cli.js is missing: run `npm run build` first');
   const only = opt('--only')?.split(',');
   let systems = QUICK && !only ? ALL.filter((s) => ['undici', 'wg-0', 'wg-rust'].includes(s.id)) : [...ALL];
   let workloads = QUICK ? WORKLOADS.filter((w) => w.id === 'small') : WORKLOADS;

@@ -43,7 +43,9 @@ const instance = autocannon({
   headers: o.close ? { ...o.headers, connection: 'close' } : o.headers,
   setupClient: o.close ? oneRequestPerConnection : undefined,
   body: o.bodyBytes ? Buffer.alloc(o.bodyBytes, 'p') : undefined,
-});
+}) as Promise<autocannon.Result> & {
+  on(event: 'response', fn: (client: unknown, status: number, bytes: number, ms: number) => void): void;
+};
 instance.on('response', (_client: unknown, status: number, _bytes: number, ms: number) => {
   if (status < 200 || status > 299) return;
   if (n === lat.length) {
