@@ -5,34 +5,14 @@
 // when it closes.
 import { Counter, type Registry } from 'prom-client';
 import type { ConnectionInfo } from '../../l4/network-filter-manager.ts';
+import { ISTIO_LABELS, type IstioLabel } from './istio-metrics.ts';
 import { type DestinationService, type SourceLabels, type StatsIdentity, sourceLabels } from './stats-filter.ts';
 
 /** Istio's label names for the TCP metrics: the request labels without response_code and grpc status. */
-export const ISTIO_TCP_LABELS = [
-  'reporter',
-  'source_workload',
-  'source_canonical_service',
-  'source_canonical_revision',
-  'source_workload_namespace',
-  'source_principal',
-  'source_app',
-  'source_version',
-  'source_cluster',
-  'destination_workload',
-  'destination_workload_namespace',
-  'destination_principal',
-  'destination_app',
-  'destination_version',
-  'destination_service',
-  'destination_canonical_service',
-  'destination_canonical_revision',
-  'destination_service_name',
-  'destination_service_namespace',
-  'destination_cluster',
-  'request_protocol',
-  'response_flags',
-  'connection_security_policy',
-] as const;
+export const ISTIO_TCP_LABELS = ISTIO_LABELS.filter(
+  (l): l is Exclude<IstioLabel, 'response_code' | 'grpc_response_status'> =>
+    l !== 'response_code' && l !== 'grpc_response_status',
+);
 export type IstioTcpLabel = (typeof ISTIO_TCP_LABELS)[number];
 
 const UNKNOWN = 'unknown';
