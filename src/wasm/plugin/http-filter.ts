@@ -12,8 +12,8 @@ import {
 import type { HeaderMap } from '../../pipeline/headers.ts';
 import type { BufferAccess, HeaderMapAccess, LocalResponse } from '../abi/host-api.ts';
 import { BufferType, MapType, Status, type StatusCode, StreamType } from '../abi/result.ts';
-import { BaseContext } from '../host/context.ts';
 import type { PluginVm } from '../host/plugin-vm.ts';
+import { PluginStreamContext } from './stream-context.ts';
 import { streamProperty } from './stream-properties.ts';
 
 /** What the filter needs from the plugin runtime (VM lifecycle and failStrategy live there). */
@@ -62,12 +62,8 @@ function bodyAccess(body: BodyBuffer): BufferAccess {
   };
 }
 
-class WasmHttpFilter extends BaseContext implements HttpFilter {
-  readonly #plugin: PluginHandle;
+class WasmHttpFilter extends PluginStreamContext implements HttpFilter {
   readonly #cb: FilterCallbacks;
-  #vm: PluginVm | undefined;
-  #created = false;
-  #skip = false;
   #requestBody: BodyBuffer | undefined;
   #responseBody: BodyBuffer | undefined;
   #localReplied = false;
@@ -75,64 +71,40 @@ class WasmHttpFilter extends BaseContext implements HttpFilter {
   #repliedInCall = false;
 
   constructor(plugin: PluginHandle, callbacks: FilterCallbacks) {
-    super(0, 0);
-    this.#plugin = plugin;
+    super(plugin);
     this.#cb = callbacks;
   }
 
-  /** Creates the HTTP context on first use; false when the plugin is unusable (failStrategy applied). */
-  #ensure(): boolean {
-    if (this.#skip) return false;
-    if (this.#created) return true;
-    const vm = this.#plugin.acquire();
-    if (!vm) return this.#fail();
-    this.#vm = vm;
-    this.id = vm.newContextId();
-    this.rootId = vm.root.id;
-    vm.register(this);
-    this.#created = true;
-    return this.#call('proxy_on_context_create', this.id, this.rootId) !== undefined;
-  }
-
-  /** Applies failStrategy: FAIL_OPEN skips this plugin; FAIL_CLOSE answers 503. */
-  #fail(): boolean {
-    this.#skip = true;
-    if (this.#plugin.failOpen) {
-      this.#plugin.skipped();
-      return false;
-    }
-    this.#plugin.rejected();
+  protected reject(): void {
     this.#cb.sendLocalReply({ status: 503, body: 'Service Unavailable', details: 'wasm_fail_stream' });
-    return false;
   }
 
-  #call(name: string, ...args: number[]): number | undefined {
+  protected resume(): void {
+    this.#cb.continueDecoding();
+    this.#cb.continueEncoding();
+  }
+
+  protected override call(name: string, ...args: number[]): number | undefined {
     this.#repliedInCall = false;
-    try {
-      return this.#vm!.callIn(this, name, ...args);
-    } catch (err) {
-      this.#plugin.trapped(err as Error);
-      this.#fail();
-      return undefined;
-    }
+    return super.call(name, ...args);
   }
 
   #headersCall(name: string, headers: HeaderMap, endStream: boolean) {
     // A failed plugin passes everything on: under FAIL_CLOSE its 503 has already replaced the
     // request, and that reply must still flow out through this filter.
-    if (!this.#ensure()) return HeadersStatus.Continue;
+    if (!this.ensure()) return HeadersStatus.Continue;
     const args =
-      this.#vm!.abiVersion === '0.1.0' ? [this.id, headers.size] : [this.id, headers.size, endStream ? 1 : 0];
-    const action = this.#call(name, ...args);
+      this.pluginVm!.abiVersion === '0.1.0' ? [this.id, headers.size] : [this.id, headers.size, endStream ? 1 : 0];
+    const action = this.call(name, ...args);
     if (action === undefined) return HeadersStatus.Continue;
     return action === 0 && !this.#repliedInCall ? HeadersStatus.Continue : HeadersStatus.StopIteration;
   }
 
   #dataCall(name: string, body: BodyBuffer, endStream: boolean, request: boolean) {
-    if (!this.#ensure()) return DataStatus.Continue;
+    if (!this.ensure()) return DataStatus.Continue;
     if (request) this.#requestBody = body;
     else this.#responseBody = body;
-    const action = this.#call(name, this.id, body.length, endStream ? 1 : 0);
+    const action = this.call(name, this.id, body.length, endStream ? 1 : 0);
     if (action === undefined) return DataStatus.Continue;
     if (action === 0 && !this.#repliedInCall) {
       if (request) this.#requestBody = undefined;
@@ -143,23 +115,9 @@ class WasmHttpFilter extends BaseContext implements HttpFilter {
   }
 
   #trailersCall(name: string, trailers: HeaderMap) {
-    if (!this.#ensure()) return HeadersStatus.Continue;
-    const action = this.#call(name, this.id, trailers.size);
+    if (!this.ensure()) return HeadersStatus.Continue;
+    const action = this.call(name, this.id, trailers.size);
     return action === 0 || action === undefined ? HeadersStatus.Continue : HeadersStatus.StopIteration;
-  }
-
-  /** A callback delivered for this stream outside its own callbacks (a callout response) trapped. */
-  onTrap(err: Error): void {
-    this.#plugin.trapped(err);
-    this.#skip = true;
-    if (this.#plugin.failOpen) {
-      this.#plugin.skipped();
-      this.#cb.continueDecoding();
-      this.#cb.continueEncoding();
-    } else {
-      this.#plugin.rejected();
-      this.#cb.sendLocalReply({ status: 503, body: 'Service Unavailable', details: 'wasm_fail_stream' });
-    }
   }
 
   // ---- HttpFilter ----
@@ -185,24 +143,24 @@ class WasmHttpFilter extends BaseContext implements HttpFilter {
 
   onLog(): void {
     // Envoy creates the context in the log phase if the request never reached the filter.
-    if (this.#skip || !this.#ensure()) return;
-    this.#call('proxy_on_log', this.id);
+    if (this.skip || !this.ensure()) return;
+    this.call('proxy_on_log', this.id);
   }
 
   onDestroy(): void {
     try {
       this.#destroy();
     } finally {
-      this.#plugin.streamClosed?.();
+      this.plugin.streamClosed?.();
     }
   }
 
   #destroy(): void {
-    if (!this.#created || !this.#vm) return;
-    const vm = this.#vm;
+    if (!this.created || !this.pluginVm) return;
+    const vm = this.pluginVm;
     if (!vm.failed && vm.vm.has('proxy_on_done')) {
       // false: the plugin finishes later with proxy_done (e.g. after a callout); keep the context.
-      if (this.#call('proxy_on_done', this.id) === 0 && !vm.failed) {
+      if (this.call('proxy_on_done', this.id) === 0 && !vm.failed) {
         this.#awaitingDone = true;
         return;
       }
@@ -213,15 +171,15 @@ class WasmHttpFilter extends BaseContext implements HttpFilter {
   #awaitingDone = false;
 
   #delete(): void {
-    const vm = this.#vm!;
-    if (!vm.failed) this.#call('proxy_on_delete', this.id);
+    const vm = this.pluginVm!;
+    if (!vm.failed) this.call('proxy_on_delete', this.id);
     vm.unregister(this.id);
   }
 
   override done(): StatusCode {
     if (!this.#awaitingDone) return Status.NOT_FOUND;
     this.#awaitingDone = false;
-    this.#vm!.vm.defer(() => this.#delete());
+    this.pluginVm!.vm.defer(() => this.#delete());
     return Status.OK;
   }
 
@@ -254,7 +212,7 @@ class WasmHttpFilter extends BaseContext implements HttpFilter {
     if (this.#localReplied) return Status.OK; // only the first one matters, as Envoy
     this.#localReplied = true;
     const details = reply.details.replace(/\s/g, '_') || 'wasm_local_reply';
-    this.#vm!.vm.defer(() =>
+    this.pluginVm!.vm.defer(() =>
       this.#cb.sendLocalReply({
         status: reply.status,
         body: reply.body,
@@ -268,14 +226,14 @@ class WasmHttpFilter extends BaseContext implements HttpFilter {
 
   override continueStream(streamType: number): StatusCode {
     if (streamType === StreamType.HTTP_REQUEST) {
-      this.#vm!.vm.defer(() => {
+      this.pluginVm!.vm.defer(() => {
         this.#requestBody = undefined;
         this.#cb.continueDecoding();
       });
       return Status.OK;
     }
     if (streamType === StreamType.HTTP_RESPONSE) {
-      this.#vm!.vm.defer(() => {
+      this.pluginVm!.vm.defer(() => {
         this.#responseBody = undefined;
         this.#cb.continueEncoding();
       });
@@ -286,14 +244,14 @@ class WasmHttpFilter extends BaseContext implements HttpFilter {
 
   override closeStream(streamType: number): StatusCode {
     if (streamType !== StreamType.HTTP_REQUEST && streamType !== StreamType.HTTP_RESPONSE) return Status.BAD_ARGUMENT;
-    this.#vm!.vm.defer(() => this.#cb.resetStream('wasm_close_stream'));
+    this.pluginVm!.vm.defer(() => this.#cb.resetStream('wasm_close_stream'));
     return Status.OK;
   }
 
   override getProperty(path: string[]): Uint8Array | undefined {
     const stored = this.#cb.stream.properties.get(path.join('\0'));
     if (stored) return stored;
-    return streamProperty(this.#cb.stream, path) ?? this.#vm?.pluginProperty(path);
+    return streamProperty(this.#cb.stream, path) ?? this.pluginVm?.pluginProperty(path);
   }
 
   override setProperty(path: string[], value: Uint8Array): StatusCode {

@@ -14,10 +14,9 @@ import type {
 import { NetworkStatus } from '../../l4/network-filter-manager.ts';
 import type { BufferAccess } from '../abi/host-api.ts';
 import { BufferType, Status, type StatusCode, StreamType } from '../abi/result.ts';
-import { BaseContext } from '../host/context.ts';
-import type { PluginVm } from '../host/plugin-vm.ts';
 import { int, str } from '../host/properties.ts';
 import type { PluginHandle } from './http-filter.ts';
+import { PluginStreamContext } from './stream-context.ts';
 
 export class WasmNetworkFilterFactory implements NetworkFilterFactory {
   readonly name: string;
@@ -93,46 +92,25 @@ export function connectionProperty(c: ConnectionInfo, path: string[]): Uint8Arra
   }
 }
 
-class WasmNetworkFilter extends BaseContext implements NetworkFilter {
-  readonly #plugin: PluginHandle;
+class WasmNetworkFilter extends PluginStreamContext implements NetworkFilter {
   readonly #cb: NetworkFilterCallbacks;
-  #vm: PluginVm | undefined;
-  #created = false;
-  #skip = false;
   #closing = false;
   #read: DataBuffer | undefined;
   #write: DataBuffer | undefined;
 
   constructor(plugin: PluginHandle, callbacks: NetworkFilterCallbacks) {
-    super(0, 0);
-    this.#plugin = plugin;
+    super(plugin);
     this.#cb = callbacks;
   }
 
-  /** Creates the context; false when the plugin is unusable (failStrategy applied). */
-  #ensure(): boolean {
-    if (this.#skip) return false;
-    if (this.#created) return true;
-    const vm = this.#plugin.acquire();
-    if (!vm) return this.#fail();
-    this.#vm = vm;
-    this.id = vm.newContextId();
-    this.rootId = vm.root.id;
-    vm.register(this);
-    this.#created = true;
-    return this.#call('proxy_on_context_create', this.id, this.rootId) !== undefined;
+  /** FAIL_CLOSE: the connection is closed. */
+  protected reject(): void {
+    this.#closeConnection('wasm_fail_stream');
   }
 
-  /** FAIL_OPEN: the connection goes on without this plugin; FAIL_CLOSE: it is closed. */
-  #fail(): boolean {
-    this.#skip = true;
-    if (this.#plugin.failOpen) {
-      this.#plugin.skipped();
-      return false;
-    }
-    this.#plugin.rejected();
-    this.#closeConnection('wasm_fail_stream');
-    return false;
+  protected resume(): void {
+    this.#cb.continueReading();
+    this.#cb.continueWriting();
   }
 
   #closeConnection(details: string): void {
@@ -141,86 +119,63 @@ class WasmNetworkFilter extends BaseContext implements NetworkFilter {
     queueMicrotask(() => this.#cb.close(details));
   }
 
-  #call(name: string, ...args: number[]): number | undefined {
-    try {
-      return this.#vm!.callIn(this, name, ...args);
-    } catch (err) {
-      this.#plugin.trapped(err as Error);
-      this.#fail();
-      return undefined;
-    }
-  }
-
   /** FAIL_CLOSE failures stop the data (the connection is closing); FAIL_OPEN passes it on. */
   #status(action: number | undefined): NetworkStatusValue {
-    if (action === undefined) return this.#plugin.failOpen ? NetworkStatus.Continue : NetworkStatus.StopIteration;
+    if (action === undefined) return this.plugin.failOpen ? NetworkStatus.Continue : NetworkStatus.StopIteration;
     return action === 0 ? NetworkStatus.Continue : NetworkStatus.StopIteration;
-  }
-
-  onTrap(err: Error): void {
-    this.#plugin.trapped(err);
-    this.#skip = true;
-    if (this.#plugin.failOpen) {
-      this.#plugin.skipped();
-      this.#cb.continueReading();
-      this.#cb.continueWriting();
-    } else {
-      this.#plugin.rejected();
-      this.#closeConnection('wasm_fail_stream');
-    }
   }
 
   // ---- NetworkFilter ----
 
   onNewConnection(): NetworkStatusValue {
-    if (!this.#ensure()) return this.#skip && !this.#plugin.failOpen ? NetworkStatus.StopIteration : 0;
-    return this.#status(this.#call('proxy_on_new_connection', this.id));
+    if (!this.ensure()) return this.skip && !this.plugin.failOpen ? NetworkStatus.StopIteration : 0;
+    return this.#status(this.call('proxy_on_new_connection', this.id));
   }
 
   onData(buffer: DataBuffer, endStream: boolean): NetworkStatusValue {
-    if (this.#skip) return this.#plugin.failOpen ? NetworkStatus.Continue : NetworkStatus.StopIteration;
-    if (!this.#created) return NetworkStatus.Continue;
+    if (this.skip) return this.plugin.failOpen ? NetworkStatus.Continue : NetworkStatus.StopIteration;
+    if (!this.created) return NetworkStatus.Continue;
     this.#read = buffer;
     try {
-      return this.#status(this.#call('proxy_on_downstream_data', this.id, buffer.length, endStream ? 1 : 0));
+      return this.#status(this.call('proxy_on_downstream_data', this.id, buffer.length, endStream ? 1 : 0));
     } finally {
       this.#read = undefined;
     }
   }
 
   onWrite(buffer: DataBuffer, endStream: boolean): NetworkStatusValue {
-    if (this.#skip) return this.#plugin.failOpen ? NetworkStatus.Continue : NetworkStatus.StopIteration;
-    if (!this.#created) return NetworkStatus.Continue;
+    if (this.skip) return this.plugin.failOpen ? NetworkStatus.Continue : NetworkStatus.StopIteration;
+    if (!this.created) return NetworkStatus.Continue;
     this.#write = buffer;
     try {
-      return this.#status(this.#call('proxy_on_upstream_data', this.id, buffer.length, endStream ? 1 : 0));
+      return this.#status(this.call('proxy_on_upstream_data', this.id, buffer.length, endStream ? 1 : 0));
     } finally {
       this.#write = undefined;
     }
   }
 
   onDownstreamClose(peer: PeerValue): void {
-    if (this.#skip || !this.#created) return;
-    this.#call('proxy_on_downstream_connection_close', this.id, peer);
+    if (this.skip || !this.created) return;
+    this.call('proxy_on_downstream_connection_close', this.id, peer);
   }
 
   onUpstreamClose(peer: PeerValue): void {
-    if (this.#skip || !this.#created) return;
-    this.#call('proxy_on_upstream_connection_close', this.id, peer);
+    if (this.skip || !this.created) return;
+    this.call('proxy_on_upstream_connection_close', this.id, peer);
   }
 
   onDestroy(): void {
     try {
-      if (this.#created && this.#vm) {
-        const vm = this.#vm;
+      if (this.created && this.pluginVm) {
+        const vm = this.pluginVm;
         // Envoy's order for a TCP context: on_done, on_log, on_delete.
-        if (!vm.failed) this.#call('proxy_on_done', this.id);
-        if (!vm.failed) this.#call('proxy_on_log', this.id);
-        if (!vm.failed) this.#call('proxy_on_delete', this.id);
+        if (!vm.failed) this.call('proxy_on_done', this.id);
+        if (!vm.failed) this.call('proxy_on_log', this.id);
+        if (!vm.failed) this.call('proxy_on_delete', this.id);
         vm.unregister(this.id);
       }
     } finally {
-      this.#plugin.streamClosed?.();
+      this.plugin.streamClosed?.();
     }
   }
 
@@ -234,11 +189,11 @@ class WasmNetworkFilter extends BaseContext implements NetworkFilter {
 
   override continueStream(streamType: number): StatusCode {
     if (streamType === StreamType.DOWNSTREAM) {
-      this.#vm!.vm.defer(() => this.#cb.continueReading());
+      this.pluginVm!.vm.defer(() => this.#cb.continueReading());
       return Status.OK;
     }
     if (streamType === StreamType.UPSTREAM) {
-      this.#vm!.vm.defer(() => this.#cb.continueWriting());
+      this.pluginVm!.vm.defer(() => this.#cb.continueWriting());
       return Status.OK;
     }
     return Status.BAD_ARGUMENT;
@@ -246,7 +201,7 @@ class WasmNetworkFilter extends BaseContext implements NetworkFilter {
 
   override closeStream(streamType: number): StatusCode {
     if (streamType !== StreamType.DOWNSTREAM && streamType !== StreamType.UPSTREAM) return Status.BAD_ARGUMENT;
-    this.#vm!.vm.defer(() => this.#closeConnection('wasm_close_stream'));
+    this.pluginVm!.vm.defer(() => this.#closeConnection('wasm_close_stream'));
     return Status.OK;
   }
 
@@ -257,7 +212,7 @@ class WasmNetworkFilter extends BaseContext implements NetworkFilter {
   override getProperty(path: string[]): Uint8Array | undefined {
     const stored = this.#cb.connection.properties.get(path.join('\0'));
     if (stored) return stored;
-    return connectionProperty(this.#cb.connection, path) ?? this.#vm?.pluginProperty(path);
+    return connectionProperty(this.#cb.connection, path) ?? this.pluginVm?.pluginProperty(path);
   }
 
   override setProperty(path: string[], value: Uint8Array): StatusCode {
