@@ -7,14 +7,8 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, before, test } from 'node:test';
 import fc from 'fast-check';
-import { type RunningProxy, startProxy, tempConfig } from '../helpers/proxy.ts';
-import {
-  adminStats,
-  eventually,
-  gatewayYaml,
-  type RecordingUpstream,
-  startRecordingUpstream,
-} from './hardening-helpers.ts';
+import { gatewayYaml, type RunningProxy, startProxy, tempConfig } from '../helpers/proxy.ts';
+import { adminStats, eventually, type RecordingUpstream, startRecordingUpstream } from './hardening-helpers.ts';
 
 const SECONDS = Number(process.env.FUZZ_SECONDS ?? 8);
 const PARALLEL = 16;

@@ -7,8 +7,8 @@ import { readFileSync } from 'node:fs';
 import http2 from 'node:http2';
 import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { type RunningProxy, startProxy, tempConfig } from '../helpers/proxy.ts';
-import { gatewayYaml, type RecordingUpstream, startRecordingUpstream } from './hardening-helpers.ts';
+import { gatewayYaml, type RunningProxy, startProxy, tempConfig } from '../helpers/proxy.ts';
+import { type RecordingUpstream, startRecordingUpstream } from './hardening-helpers.ts';
 
 let up: RecordingUpstream;
 let proxy: RunningProxy;

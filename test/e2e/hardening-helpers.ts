@@ -159,28 +159,6 @@ export function startRecordingUpstream(): Promise<RecordingUpstream> {
   });
 }
 
-/** The proxy config that sends everything to 127.0.0.1:`port` (Gateway on any host, one route). */
-export function gatewayYaml(port: number, extra = ''): string {
-  return `apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: {name: edge, namespace: istio-system}
-spec:
-  selector: {istio: ingressgateway}
-  servers:
-  - port: {number: 8080, name: http, protocol: HTTP}
-    hosts: ["*"]
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: all, namespace: istio-system}
-spec:
-  hosts: ["*"]
-  gateways: [edge]
-  http:
-  - route: [{destination: {host: 127.0.0.1, port: {number: ${port}}}}]
-${extra}`;
-}
-
 /** The proxy's admin /stats as name -> number. */
 export async function adminStats(adminPort: number): Promise<Map<string, number>> {
   const text = await (await fetch(`http://127.0.0.1:${adminPort}/stats`)).text();

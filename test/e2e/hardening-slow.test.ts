@@ -7,9 +7,9 @@ import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
 import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { type RunningProxy, startProxy, tempConfig } from '../helpers/proxy.ts';
+import { gatewayYaml, type RunningProxy, startProxy, tempConfig } from '../helpers/proxy.ts';
 import { startEmbeddedHttpbin, type Upstream } from '../helpers/upstreams.ts';
-import { adminStats, eventually, gatewayYaml, rawRequest } from './hardening-helpers.ts';
+import { adminStats, eventually, rawRequest } from './hardening-helpers.ts';
 
 const H = 'Host: a\r\n';
 let httpbin: Upstream;
@@ -18,27 +18,12 @@ let hangPort: number;
 let proxy: RunningProxy;
 
 function config(httpbinPort: number): string {
-  return `apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: {name: edge, namespace: istio-system}
-spec:
-  selector: {istio: ingressgateway}
-  servers:
-  - port: {number: 8080, name: http, protocol: HTTP}
-    hosts: ["*"]
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: all, namespace: istio-system}
-spec:
-  hosts: ["*"]
-  gateways: [edge]
-  http:
-  - match: [{uri: {prefix: /hang}}]
+  return gatewayYaml(httpbinPort, '', {
+    routes: `  - match: [{uri: {prefix: /hang}}]
     timeout: 1s
     route: [{destination: {host: 127.0.0.1, port: {number: ${hangPort}}}}]
-  - route: [{destination: {host: 127.0.0.1, port: {number: ${httpbinPort}}}}]
-`;
+  - route: [{destination: {host: 127.0.0.1, port: {number: ${httpbinPort}}}}]`,
+  });
 }
 
 /** Open file descriptors of a process. */

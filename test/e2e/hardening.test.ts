@@ -5,9 +5,8 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { type RunningProxy, startProxy, tempConfig } from '../helpers/proxy.ts';
+import { gatewayYaml, type RunningProxy, startProxy, tempConfig } from '../helpers/proxy.ts';
 import {
-  gatewayYaml,
   type RawResponse,
   type RecordingUpstream,
   rawRequest,

@@ -7,7 +7,7 @@ import http2 from 'node:http2';
 import https from 'node:https';
 import { after, before, describe, test } from 'node:test';
 import { makePki, type TestPki } from '../helpers/certs.ts';
-import { runCli, startProxy, tempConfig } from '../helpers/proxy.ts';
+import { gatewayYaml, runCli, startProxy, tempConfig } from '../helpers/proxy.ts';
 import { startEmbeddedHttpbin, type Upstream } from '../helpers/upstreams.ts';
 
 let upstream: Upstream;
@@ -21,25 +21,7 @@ after(async () => {
 });
 
 function gateway(server: string): Record<string, string> {
-  return {
-    'gw.yaml': `apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: {name: edge, namespace: istio-system}
-spec:
-  selector: {istio: ingressgateway}
-  servers:
-${server}
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: all, namespace: istio-system}
-spec:
-  hosts: ["*"]
-  gateways: [edge]
-  http:
-  - route: [{destination: {host: 127.0.0.1, port: {number: ${upstream.port}}}}]
-`,
-  };
+  return { 'gw.yaml': gatewayYaml(upstream.port, '', { servers: server }) };
 }
 
 /** One HTTP/2 request; resolves with status, headers and body. */

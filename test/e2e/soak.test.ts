@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import autocannon from 'autocannon';
 import { startHttpbin } from '../../src/upstream/httpbin.ts';
-import { ROOT, type RunningProxy, startProxy, tempConfig } from '../helpers/proxy.ts';
+import { gatewayYaml, ROOT, type RunningProxy, startProxy, tempConfig } from '../helpers/proxy.ts';
 import { adminStats, eventually } from './hardening-helpers.ts';
 
 const TOTAL_S = Number(process.env.SOAK_SECONDS ?? 60);
@@ -26,24 +26,9 @@ let dir: string;
 
 function files(generation: number): Record<string, string> {
   return {
-    'gw.yaml': `apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: {name: edge, namespace: istio-system}
-spec:
-  selector: {istio: ingressgateway}
-  servers:
-  - port: {number: 8080, name: http, protocol: HTTP}
-    hosts: ["*"]
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: all, namespace: istio-system}
-spec:
-  hosts: ["*"]
-  gateways: [edge]
-  http:
-  - route: [{destination: {host: 127.0.0.1, port: {number: ${upstreamPort}}}}]
----
+    'gw.yaml': gatewayYaml(
+      upstreamPort,
+      `---
 apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
 metadata: {name: deny, namespace: istio-system}
@@ -53,6 +38,7 @@ spec:
   rules:
   - to: [{operation: {paths: ["/deny*"]}}]
 `,
+    ),
     'plugin.yaml': `apiVersion: extensions.istio.io/v1alpha1
 kind: WasmPlugin
 metadata: {name: header-authorization, namespace: istio-system}

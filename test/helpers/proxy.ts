@@ -199,3 +199,31 @@ spec:
   url: ${opts.url}
 ${opts.phase ? `  phase: ${opts.phase}\n` : ''}${opts.priority !== undefined ? `  priority: ${opts.priority}\n` : ''}${opts.failStrategy ? `  failStrategy: ${opts.failStrategy}\n` : ''}${opts.extra ?? ''}`;
 }
+
+/**
+ * A Gateway `edge` (istio-system, selecting istio=ingressgateway) and a VirtualService `all` bound
+ * to it that sends everything to 127.0.0.1:`port`, followed by `extra` YAML (documents starting
+ * with `---`). `servers` replaces the Gateway's one HTTP server on 8080; `routes` replaces the
+ * single route (YAML list items under `http:`).
+ */
+export function gatewayYaml(port: number, extra = '', options: { servers?: string; routes?: string } = {}): string {
+  const servers = options.servers ?? '  - port: {number: 8080, name: http, protocol: HTTP}\n    hosts: ["*"]';
+  const routes = options.routes ?? `  - route: [{destination: {host: 127.0.0.1, port: {number: ${port}}}}]`;
+  return `apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: edge, namespace: istio-system}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+${servers}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: all, namespace: istio-system}
+spec:
+  hosts: ["*"]
+  gateways: [edge]
+  http:
+${routes}
+${extra}`;
+}
