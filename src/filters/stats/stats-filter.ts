@@ -74,6 +74,41 @@ export function sourceLabels(identity: StatsIdentity): SourceLabels {
   };
 }
 
+export type DestinationLabels = Pick<
+  IstioLabels,
+  | 'destination_workload'
+  | 'destination_workload_namespace'
+  | 'destination_principal'
+  | 'destination_app'
+  | 'destination_version'
+  | 'destination_service'
+  | 'destination_canonical_service'
+  | 'destination_canonical_revision'
+  | 'destination_service_name'
+  | 'destination_service_namespace'
+  | 'destination_cluster'
+>;
+
+/**
+ * The destination labels, for requests and TCP connections alike: the service behind the cluster,
+ * and "unknown" for the workload (no peer metadata exchange), as Istio when the upstream has no sidecar.
+ */
+export function destinationLabels(dest: DestinationService | undefined): DestinationLabels {
+  return {
+    destination_workload: UNKNOWN,
+    destination_workload_namespace: UNKNOWN,
+    destination_principal: UNKNOWN,
+    destination_app: UNKNOWN,
+    destination_version: UNKNOWN,
+    destination_service: dest?.host ?? UNKNOWN,
+    destination_canonical_service: UNKNOWN,
+    destination_canonical_revision: UNKNOWN,
+    destination_service_name: dest?.name ?? UNKNOWN,
+    destination_service_namespace: dest?.namespace ?? UNKNOWN,
+    destination_cluster: UNKNOWN,
+  };
+}
+
 export class StatsFilterFactory implements FilterFactory {
   readonly name = 'istio.stats';
   readonly #metrics: IstioMetrics;
@@ -106,17 +141,7 @@ export class StatsFilterFactory implements FilterFactory {
       : '';
     return {
       ...this.#source,
-      destination_workload: UNKNOWN,
-      destination_workload_namespace: UNKNOWN,
-      destination_principal: UNKNOWN,
-      destination_app: UNKNOWN,
-      destination_version: UNKNOWN,
-      destination_service: dest?.host ?? UNKNOWN,
-      destination_canonical_service: UNKNOWN,
-      destination_canonical_revision: UNKNOWN,
-      destination_service_name: dest?.name ?? UNKNOWN,
-      destination_service_namespace: dest?.namespace ?? UNKNOWN,
-      destination_cluster: UNKNOWN,
+      ...destinationLabels(dest),
       request_protocol: grpc ? 'grpc' : 'http',
       response_code: String(info.responseCode),
       grpc_response_status: grpcStatus,

@@ -6,7 +6,13 @@
 import { Counter, type Registry } from 'prom-client';
 import type { ConnectionInfo } from '../../l4/network-filter-manager.ts';
 import { ISTIO_LABELS, type IstioLabel } from './istio-metrics.ts';
-import { type DestinationService, type SourceLabels, type StatsIdentity, sourceLabels } from './stats-filter.ts';
+import {
+  type DestinationService,
+  destinationLabels,
+  type SourceLabels,
+  type StatsIdentity,
+  sourceLabels,
+} from './stats-filter.ts';
 
 /** Istio's label names for the TCP metrics: the request labels without response_code and grpc status. */
 export const ISTIO_TCP_LABELS = ISTIO_LABELS.filter(
@@ -63,17 +69,7 @@ export class TcpMetrics {
     const dest = c.upstreamCluster ? this.#service(c.upstreamCluster) : undefined;
     return {
       ...this.#source,
-      destination_workload: UNKNOWN,
-      destination_workload_namespace: UNKNOWN,
-      destination_principal: UNKNOWN,
-      destination_app: UNKNOWN,
-      destination_version: UNKNOWN,
-      destination_service: dest?.host ?? UNKNOWN,
-      destination_canonical_service: UNKNOWN,
-      destination_canonical_revision: UNKNOWN,
-      destination_service_name: dest?.name ?? UNKNOWN,
-      destination_service_namespace: dest?.namespace ?? UNKNOWN,
-      destination_cluster: UNKNOWN,
+      ...destinationLabels(dest),
       request_protocol: 'tcp',
       response_flags: c.responseFlags.length > 0 ? c.responseFlags.join(',') : '-',
       connection_security_policy: UNKNOWN,
