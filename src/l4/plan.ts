@@ -1,44 +1,33 @@
 // L4 listeners from Istio config: Gateway servers with protocol TCP (and TLS passthrough, routed
 // by SNI) and the VirtualService `tcp[]` / `tls[]` routes bound to them, to clusters.
 import { parseDurationMs } from '../config/duration.ts';
-import type { GatewayServer, LoadedConfig, Resource } from '../config/types.ts';
+import type { LoadedConfig, Resource } from '../config/types.ts';
 import type { Cluster } from '../router/cluster.ts';
-import { labelsMatch } from '../server/chain.ts';
-import { type ClusterSet, destinationCluster, findDestinationRule, fqdn } from '../server/routes.ts';
+import {
+  type ClusterSet,
+  destinationCluster,
+  findDestinationRule,
+  fqdn,
+  type ListenerPlan,
+  planGatewayPorts,
+} from '../server/routes.ts';
 
 type AnyRecord = Record<string, unknown>;
 
 /** Server protocols served by the L4 listener. */
 export const L4_PROTOCOLS = new Set(['TCP', 'TLS', 'MONGO', 'REDIS', 'MYSQL']);
 
-export interface TcpListenerPlan {
-  port: number;
-  gateways: string[];
-  servers: { server: GatewayServer; dir: string }[];
-}
+/** Same shape as the HTTP listener plan: a port, its gateways and their servers. */
+export type TcpListenerPlan = ListenerPlan;
 
 /** Gateways whose selector picks this proxy, and the TCP / TLS passthrough ports their servers open. */
 export function planTcpListeners(config: LoadedConfig, labels: Record<string, string>): TcpListenerPlan[] {
-  const byPort = new Map<number, TcpListenerPlan>();
-  for (const gw of config.gateways) {
-    const spec = gw.spec as AnyRecord;
-    if (!labelsMatch(spec.selector as Record<string, string> | undefined, labels)) continue;
-    for (const server of (spec.servers as AnyRecord[] | undefined) ?? []) {
-      const port = server.port as AnyRecord | undefined;
-      const number = Number(port?.number);
-      const protocol = String(port?.protocol ?? 'HTTP').toUpperCase();
-      if (!Number.isInteger(number) || !L4_PROTOCOLS.has(protocol)) continue;
-      // TLS with a mode other than PASSTHROUGH terminates TLS: not an L4 listener here.
-      const mode = String((server.tls as AnyRecord | undefined)?.mode ?? 'PASSTHROUGH');
-      if (protocol === 'TLS' && mode !== 'PASSTHROUGH' && mode !== 'AUTO_PASSTHROUGH') continue;
-      const plan = byPort.get(number) ?? { port: number, gateways: [], servers: [] };
-      const key = `${gw.metadata.namespace}/${gw.metadata.name}`;
-      if (!plan.gateways.includes(key)) plan.gateways.push(key);
-      plan.servers.push({ server: server as unknown as GatewayServer, dir: gw.dir });
-      byPort.set(number, plan);
-    }
-  }
-  return [...byPort.values()].sort((a, b) => a.port - b.port);
+  return planGatewayPorts(config, labels, (protocol, server) => {
+    if (!L4_PROTOCOLS.has(protocol)) return false;
+    // TLS with a mode other than PASSTHROUGH terminates TLS: not an L4 listener here.
+    const mode = String((server.tls as AnyRecord | undefined)?.mode ?? 'PASSTHROUGH');
+    return protocol !== 'TLS' || mode === 'PASSTHROUGH' || mode === 'AUTO_PASSTHROUGH';
+  });
 }
 
 export interface TcpDestination {

@@ -45,6 +45,18 @@ const HTTP_LISTENER_PROTOCOLS = new Set(['HTTP', 'HTTP2', 'HTTPS', 'GRPC']);
 
 /** Gateways whose selector picks this proxy, and the HTTP ports their servers open. */
 export function planListeners(config: LoadedConfig, labels: Record<string, string>): ListenerPlan[] {
+  return planGatewayPorts(config, labels, (protocol) => HTTP_LISTENER_PROTOCOLS.has(protocol));
+}
+
+/**
+ * The ports the selected Gateways' servers open, for the servers `accepts` takes (by upper-cased
+ * protocol and the server itself), grouped by port with their gateways, in port order.
+ */
+export function planGatewayPorts(
+  config: LoadedConfig,
+  labels: Record<string, string>,
+  accepts: (protocol: string, server: AnyRecord) => boolean,
+): ListenerPlan[] {
   const byPort = new Map<number, ListenerPlan>();
   for (const gw of config.gateways) {
     const spec = gw.spec as AnyRecord;
@@ -53,7 +65,7 @@ export function planListeners(config: LoadedConfig, labels: Record<string, strin
       const port = server.port as AnyRecord | undefined;
       const number = Number(port?.number);
       const protocol = String(port?.protocol ?? 'HTTP').toUpperCase();
-      if (!Number.isInteger(number) || !HTTP_LISTENER_PROTOCOLS.has(protocol)) continue;
+      if (!Number.isInteger(number) || !accepts(protocol, server)) continue;
       const plan = byPort.get(number) ?? { port: number, gateways: [], servers: [] };
       const key = `${gw.metadata.namespace}/${gw.metadata.name}`;
       if (!plan.gateways.includes(key)) plan.gateways.push(key);
