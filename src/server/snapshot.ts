@@ -79,7 +79,7 @@ export async function snapshotOf(gw: Gateway, worker: number): Promise<WorkerSna
         healthy: e.outlier.ejectedAt === undefined,
       })),
     })),
-    istioMetrics: (await gw.metrics.registry.getMetricsAsJSON()) as MetricObjectWithValues<MetricValue<string>>[],
+    istioMetrics: await gw.metrics.json(),
     connections: gw.connections,
   };
 }

@@ -155,12 +155,20 @@ export class StatsFilterFactory implements FilterFactory {
     return {
       onLog: () => {
         const info = stream.info;
-        this.#metrics.record({
-          labels: this.labels(stream),
-          durationMs: Number(process.hrtime.bigint() - info.startHr) / 1e6,
-          requestBytes: headerBytes(stream.requestHeaders) + info.bytesReceived + headerBytes(stream.requestTrailers),
-          responseBytes: headerBytes(stream.responseHeaders) + info.bytesSent + headerBytes(stream.responseTrailers),
-        });
+        const grpc = isGrpc(stream);
+        const grpcStatus = grpc
+          ? (stream.responseTrailers?.get('grpc-status') ?? stream.responseHeaders?.get('grpc-status') ?? '')
+          : '';
+        const flags = info.responseFlags.length > 0 ? info.responseFlags.join(',') : '-';
+        // The values that vary between streams name the label set; the labels are built once per set.
+        const key = `${info.upstreamCluster}\u0000${info.responseCode}\u0000${flags}\u0000${grpc ? grpcStatus : '\u0001'}`;
+        this.#metrics.record(
+          key,
+          () => this.labels(stream),
+          Number(process.hrtime.bigint() - info.startHr) / 1e6,
+          headerBytes(stream.requestHeaders) + info.bytesReceived + headerBytes(stream.requestTrailers),
+          headerBytes(stream.responseHeaders) + info.bytesSent + headerBytes(stream.responseTrailers),
+        );
       },
     };
   }
