@@ -83,7 +83,7 @@ the new configuration to the side; if it is invalid the running one keeps servin
 
 class UsageError extends Error {}
 
-const OPTIONS = {
+export const OPTIONS = {
   config: { type: 'string', short: 'c', multiple: true },
   port: { type: 'string' },
   host: { type: 'string' },

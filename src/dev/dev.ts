@@ -54,19 +54,32 @@ export function wasmPluginFor(file: string): string {
   ].join('\n');
 }
 
-/** Who answered, from Envoy's response_code_details and the listener's filter chain. */
-export function answeredBy(details: string, chain: string[]): string {
-  const plugins = chain.filter((f) => !f.startsWith('istio.'));
-  if (details === 'via_upstream') return `passed ${[...chain, 'router'].join(' -> ')} -> upstream`;
+const PROXY_DETAILS =
+  /^(upstream_|route_not_found|direct_response|fault_filter|request_payload|response_payload|path_normalization|no_healthy|cluster_not_found|downstream_|http1\.|http2\.|upgrade_failed|filter_chain_error|listener_)/;
+
+/**
+ * Who answered a request. `filter` is the access log's `wasmgate_local_reply_filter` (written
+ * because dev runs the proxy with WASMGATE_DEV_ACCESS_LOG=1): the filter that sent the local reply,
+ * "-" when the proxy itself answered, undefined from a proxy that does not write it (then only
+ * response_code_details and the chain tell). `reachedUpstream` (upstream_host set) tells a reply
+ * sent from a response callback, after every request callback ran, from one that cut the chain.
+ */
+export function answeredBy(details: string, chain: string[], filter?: string, reachedUpstream = false): string {
+  const full = [...chain, 'router'];
+  if (details === 'via_upstream') return `passed ${full.join(' -> ')} -> upstream`;
+  const at = filter !== undefined && filter !== '-' ? chain.indexOf(filter) : -1;
+  if (at >= 0) {
+    const what = details === 'wasm_fail_stream' ? 'plugin failed, failStrategy answered' : 'local reply';
+    if (reachedUpstream)
+      return `passed ${full.join(' -> ')} -> upstream; answered by ${filter} on the response (${what}: ${details})`;
+    const rest = full.slice(at + 1);
+    return `answered by ${filter} (${what}: ${details}); ran ${chain.slice(0, at + 1).join(' -> ')}; not run: ${rest.join(' -> ')}`;
+  }
   if (details.startsWith('jwt_authn_access_denied')) return `answered by istio.authn (${details})`;
   if (details.startsWith('rbac_access_denied')) return `answered by istio.authz (${details})`;
   if (details === 'wasm_fail_stream') return `plugin failed: failStrategy answered (${details})`;
-  if (
-    /^(upstream_|route_not_found|direct_response|fault_filter|request_payload|response_payload|path_normalization|no_healthy|cluster_not_found|downstream_)/.test(
-      details,
-    )
-  )
-    return `answered by router (${details})`;
+  if (PROXY_DETAILS.test(details) || filter === '-') return `answered by router (${details})`;
+  const plugins = chain.filter((f) => !f.startsWith('istio.'));
   const who = plugins.length === 1 ? plugins[0] : plugins.length > 1 ? `one of ${plugins.join(', ')}` : 'a filter';
   return `answered by ${who} (local reply: ${details})`;
 }
@@ -75,8 +88,21 @@ export function answeredBy(details: string, chain: string[]): string {
 export function requestLine(entry: Record<string, unknown>, chain: string[]): string {
   const status = String(entry.response_code);
   const flags = entry.response_flags && entry.response_flags !== '-' ? ` [${entry.response_flags}]` : '';
-  return `${String(entry.method)} ${String(entry.path)} -> ${status}${flags}  ${answeredBy(String(entry.response_code_details), chain)}  ${String(entry.duration)}ms`;
+  const filter =
+    entry.wasmgate_local_reply_filter === undefined ? undefined : String(entry.wasmgate_local_reply_filter);
+  const upstream = entry.upstream_host !== undefined && entry.upstream_host !== '-';
+  return `${String(entry.method)} ${String(entry.path)} -> ${status}${flags}  ${answeredBy(String(entry.response_code_details), chain, filter, upstream)}  ${String(entry.duration)}ms`;
 }
+
+/** The flags of `wasmgate dev` (docs/reference.md lists them). */
+export const DEV_OPTIONS = {
+  upstream: { type: 'string' },
+  port: { type: 'string', short: 'p' },
+  'admin-port': { type: 'string' },
+  host: { type: 'string' },
+  namespace: { type: 'string' },
+  'log-level': { type: 'string' },
+} as const;
 
 const LEVELS: Record<number, string> = { 10: 'trace', 20: 'debug', 30: 'info', 40: 'warn', 50: 'error', 60: 'fatal' };
 
@@ -85,14 +111,7 @@ export async function dev(argv: string[], out: NodeJS.WritableStream = process.s
     args: argv,
     allowPositionals: true,
     strict: true,
-    options: {
-      upstream: { type: 'string' },
-      port: { type: 'string', short: 'p' },
-      'admin-port': { type: 'string' },
-      host: { type: 'string' },
-      namespace: { type: 'string' },
-      'log-level': { type: 'string' },
-    },
+    options: DEV_OPTIONS,
   });
   if (positionals.length !== 1)
     throw new DevError('usage: wasmgate dev PLUGIN.wasm|WASMPLUGIN.yaml [--upstream URL] [--port N]');
@@ -119,7 +138,10 @@ export async function dev(argv: string[], out: NodeJS.WritableStream = process.s
   }
   args.push('--upstream', upstream);
 
-  const child: ChildProcess = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child: ChildProcess = spawn(process.execPath, [CLI, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, WASMGATE_DEV_ACCESS_LOG: '1' },
+  });
   let chain: string[] = [];
   let started = false;
   const say = (line: string) => out.write(`${line}\n`);

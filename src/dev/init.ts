@@ -57,12 +57,15 @@ const NEXT: Record<Lang, string> = {
   assemblyscript: 'Node and npm; the first build installs AssemblyScript 0.14.9 from package-lock.json',
 };
 
+/** The flags of `wasmgate init` (docs/reference.md lists them). */
+export const INIT_OPTIONS = { lang: { type: 'string', short: 'l' }, dir: { type: 'string', short: 'd' } } as const;
+
 export async function init(argv: string[], out: NodeJS.WritableStream = process.stdout): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
     strict: true,
-    options: { lang: { type: 'string', short: 'l' }, dir: { type: 'string', short: 'd' } },
+    options: INIT_OPTIONS,
   });
   const [what, name, ...rest] = positionals;
   if (what !== 'plugin' || !name || rest.length > 0)

@@ -5,6 +5,12 @@ export interface AccessLogSink {
   write(line: string): void;
 }
 
+/**
+ * Set by `wasmgate dev` for the proxy it runs: each entry also names the filter that sent a local
+ * reply (`wasmgate_local_reply_filter`, not an Istio field), so dev can say exactly who answered.
+ */
+const DEV_FIELDS = process.env.WASMGATE_DEV_ACCESS_LOG === '1';
+
 const dash = (v: string | number | undefined | null): string | number =>
   v === undefined || v === null || v === '' ? '-' : v;
 
@@ -12,7 +18,7 @@ export function accessLogEntry(s: HttpStream): Record<string, string | number> {
   const req = s.requestHeaders;
   const i = s.info;
   const durationMs = Number((process.hrtime.bigint() - i.startHr) / 1_000_000n);
-  return {
+  const entry: Record<string, string | number> = {
     start_time: new Date(i.startTime).toISOString(),
     method: dash(req.get(':method')),
     path: dash(req.get('x-envoy-original-path') ?? req.get(':path')),
@@ -39,6 +45,8 @@ export function accessLogEntry(s: HttpStream): Record<string, string | number> {
     requested_server_name: '-',
     route_name: dash(i.routeName),
   };
+  if (DEV_FIELDS) entry.wasmgate_local_reply_filter = dash(s.localReplyFilter);
+  return entry;
 }
 
 export function formatAccessLog(s: HttpStream): string {

@@ -93,7 +93,7 @@ export class FilterManager {
         // Encode runs the filters in reverse: position of filter `index`.
         this.#encode.continueFrom(this.#encodePosition(index));
       },
-      sendLocalReply: (reply) => this.sendLocalReply(reply, index),
+      sendLocalReply: (reply) => this.sendLocalReply(reply, index, this.#names[index]),
       resetStream: (details) => this.reset(details),
     };
   }
@@ -188,9 +188,10 @@ export class FilterManager {
   /**
    * Answers the request from the proxy. The reply runs through the response callbacks of the
    * filters that saw the request (from `fromIndex` down to the first). Once the response has
-   * started, the stream can only be reset.
+   * started, the stream can only be reset. `filter` names the filter that answered ("" when the
+   * proxy itself did: router, listener, limits).
    */
-  sendLocalReply(reply: LocalReply, fromIndex = this.#decodedUpTo): void {
+  sendLocalReply(reply: LocalReply, fromIndex = this.#decodedUpTo, filter = ''): void {
     if (this.#destroyed || this.#completed) return;
     if (this.stream.responseStarted) {
       this.reset(reply.details);
@@ -206,6 +207,7 @@ export class FilterManager {
     // From a response callback, the reply continues through the filters after the caller only.
     const upTo = this.#encode ? fromIndex - 1 : Math.min(fromIndex, this.#decodedUpTo);
     this.stream.localReply = true;
+    this.stream.localReplyFilter = filter;
     this.stream.info.responseCodeDetails = reply.details;
     this.stream.info.responseCode = reply.status;
     this.#decode.aborted = true;

@@ -90,6 +90,8 @@ export class HttpStream {
   responseStarted = false;
   /** True when the response is a local reply (filter or proxy generated). */
   localReply = false;
+  /** The filter that sent the local reply (`<namespace>.<name>`, `istio.authz`…); "" for the proxy's own. */
+  localReplyFilter = '';
 
   constructor(requestHeaders: HeaderMap, info: StreamInfo) {
     this.requestHeaders = requestHeaders;
