@@ -9,6 +9,7 @@ import { parseDurationMs } from './config/duration.ts';
 import { formatProblem } from './config/format.ts';
 import { loadConfig } from './config/load.ts';
 import type { LoadedConfig, Problem } from './config/types.ts';
+import { l4ValidateLines, networkEntryLabel, planL4 } from './l4/gateway-l4.ts';
 import { LIMIT_FLAGS, type LimitFlag, type ListenerLimits, limitsFromFlags } from './listener/limits.ts';
 import { createLogger, LogLevels, levelNumber } from './observability/logger.ts';
 import { entryName } from './server/chain.ts';
@@ -243,17 +244,22 @@ async function validate(paths: string[], values: ReturnType<typeof parse>['value
   const problems = [...config.problems, ...(await moduleWarnings(config))];
   printProblems(problems);
   if (problems.some((p) => p.severity === 'error')) return 1;
-  const { plans, chains } = planProxy(config, {
+  const identity = {
     namespace: values.namespace ?? 'istio-system',
     labels: labelsOption(values.label),
     rootNamespace: values['root-namespace'] ?? 'istio-system',
-  });
+  };
+  const { plans, chains } = planProxy(config, identity);
+  // NETWORK plugins run first, beneath HTTP (src/l4/http-network.ts); then TCP listeners.
+  const l4 = planL4(config, identity, plans);
   for (const [i, plan] of plans.entries()) {
+    const network = (l4.http.get(plan.port) ?? []).map(networkEntryLabel);
     const chain = chains[i]!.map((e) =>
       e.kind === 'builtin' ? e.name : `${entryName(e)} (${e.plugin.spec.phase}, priority ${e.plugin.spec.priority})`,
     );
-    process.stdout.write(`listener :${plan.port}: ${[...chain, 'router'].join(' -> ')}\n`);
+    process.stdout.write(`listener :${plan.port}: ${[...network, ...chain, 'router'].join(' -> ')}\n`);
   }
+  for (const line of l4ValidateLines(l4)) process.stdout.write(`${line}\n`);
   process.stdout.write(`valid: ${config.files.length} file(s), ${config.wasmPlugins.length} WasmPlugin(s)\n`);
   return 0;
 }

@@ -1,32 +1,59 @@
 // What the Gateway asks of L4: the TCP listeners a configuration opens, the NETWORK plugins on
-// each (so the Gateway loads them with the HTTP ones), and their listener configurations.
+// each and beneath each HTTP listener (so the Gateway loads them with the HTTP ones), and their
+// listener configurations.
 import type { LoadedConfig, Resource, WasmPluginSpec } from '../config/types.ts';
+import { listenerTls } from '../listener/tls.ts';
 import { type ChainEntry, networkChain, type ProxyIdentity } from '../server/chain.ts';
-import type { ClusterSet } from '../server/routes.ts';
+import type { ClusterSet, ListenerPlan } from '../server/routes.ts';
 import type { NetworkFilterFactory } from './network-filter-manager.ts';
-import { buildTcpRoutes, planTcpListeners, type TcpListenerPlan } from './plan.ts';
-import type { TcpListenerConfig } from './tcp-listener.ts';
+import { buildTcpRoutes, l4TlsMode, planTcpListeners, type TcpListenerPlan } from './plan.ts';
+import type { TcpListenerConfig, TcpTlsTermination } from './tcp-listener.ts';
 
 export interface L4Plan {
   listeners: { plan: TcpListenerPlan; plugins: Resource<WasmPluginSpec>[] }[];
-  /** Every NETWORK plugin of every L4 listener, as chain entries (the Gateway loads them). */
+  /** NETWORK plugins beneath the HTTP listeners, by port (ports without any are absent). */
+  http: Map<number, Resource<WasmPluginSpec>[]>;
+  /** Every NETWORK plugin of every listener, as chain entries (the Gateway loads them). */
   entries: ChainEntry[];
 }
 
+/**
+ * The L4 listeners and the NETWORK plugins of every listener. `httpPlans` are the HTTP listeners
+ * (planProxy's): a plugin selecting one of their Gateways and admitting the port runs beneath HTTP.
+ */
 export function planL4(
   config: LoadedConfig,
   options: { namespace: string; labels: Record<string, string>; rootNamespace: string },
+  httpPlans: readonly ListenerPlan[] = [],
 ): L4Plan {
   const plans = planTcpListeners(config, options.labels);
-  const identity: ProxyIdentity = {
+  const identity = (of: readonly ListenerPlan[]): ProxyIdentity => ({
     namespace: options.namespace,
     labels: options.labels,
     rootNamespace: options.rootNamespace,
-    gateways: [...new Set(plans.flatMap((p) => p.gateways))],
-  };
-  const listeners = plans.map((plan) => ({ plan, plugins: networkChain(config.wasmPlugins, identity, plan.port) }));
-  const entries = listeners.flatMap((l) => l.plugins.map((plugin): ChainEntry => ({ kind: 'wasm', plugin })));
-  return { listeners, entries };
+    gateways: [...new Set(of.flatMap((p) => p.gateways))],
+  });
+  const tcpId = identity(plans);
+  const listeners = plans.map((plan) => ({ plan, plugins: networkChain(config.wasmPlugins, tcpId, plan.port) }));
+  const httpId = identity(httpPlans);
+  const http = new Map<number, Resource<WasmPluginSpec>[]>();
+  for (const plan of httpPlans) {
+    const plugins = networkChain(config.wasmPlugins, httpId, plan.port);
+    if (plugins.length > 0) http.set(plan.port, plugins);
+  }
+  const entries = [...listeners.map((l) => l.plugins), ...http.values()].flatMap((list) =>
+    list.map((plugin): ChainEntry => ({ kind: 'wasm', plugin })),
+  );
+  return { listeners, http, entries };
+}
+
+/** The NETWORK filters beneath the HTTP listener on `port`, or undefined when it has none. */
+export function httpNetworkFilters(
+  l4: L4Plan,
+  port: number,
+  filterFor: (entry: ChainEntry) => NetworkFilterFactory,
+): NetworkFilterFactory[] | undefined {
+  return l4.http.get(port)?.map((plugin) => filterFor({ kind: 'wasm', plugin }));
 }
 
 export function buildL4(
@@ -40,11 +67,49 @@ export function buildL4(
     name: `0.0.0.0_${plan.port}`,
     host: options.host,
     port: plan.port,
-    sni: plan.servers.some((s) => String(s.server.port.protocol).toUpperCase() === 'TLS'),
+    sni: plan.servers.some((s) => l4TlsMode(s.server) === 'passthrough'),
+    terminate: tlsTermination(plan),
     filters: plugins.map((plugin) => filterFor({ kind: 'wasm', plugin })),
     routes: buildTcpRoutes(config, plan.gateways, plan.port, clusters),
     reusePort: options.reusePort,
   }));
+}
+
+/** TLS termination for the port's `protocol: TLS` servers with mode SIMPLE / MUTUAL, if any. */
+function tlsTermination(plan: TcpListenerPlan): TcpTlsTermination | undefined {
+  const terminating = plan.servers.filter((s) => l4TlsMode(s.server) === 'terminate');
+  const t = listenerTls(plan.port, terminating);
+  if (!t) return undefined;
+  // Not HTTP: no ALPN. Certificates, client verification and SNI selection as for HTTPS.
+  const { ALPNProtocols: _alpn, ...options } = t.options;
+  return {
+    options,
+    passthroughHosts: plan.servers.filter((s) => l4TlsMode(s.server) === 'passthrough').flatMap((s) => s.server.hosts),
+  };
+}
+
+/** How `validate` prints a NETWORK plugin in a chain. */
+export function networkEntryLabel(p: Resource<WasmPluginSpec>): string {
+  return `${p.metadata.namespace}.${p.metadata.name} (NETWORK, priority ${p.spec.priority})`;
+}
+
+/** What an L4 listener's servers speak: TCP (or MONGO, ...), TLS passthrough, TLS SIMPLE / MUTUAL (terminated). */
+function l4Protocols(plan: TcpListenerPlan): string {
+  const names = plan.servers.map(({ server }) => {
+    const mode = l4TlsMode(server);
+    if (mode === 'passthrough') return 'TLS passthrough';
+    if (mode === 'terminate') return `TLS ${String(server.tls?.mode)} terminated`;
+    return String(server.port.protocol).toUpperCase();
+  });
+  return [...new Set(names)].join(', ');
+}
+
+/** `validate`'s lines for the L4 listeners: port, protocols, NETWORK plugins, tcp_proxy. */
+export function l4ValidateLines(l4: L4Plan): string[] {
+  return l4.listeners.map(
+    ({ plan, plugins }) =>
+      `listener :${plan.port} (${l4Protocols(plan)}): ${[...plugins.map(networkEntryLabel), 'tcp_proxy'].join(' -> ')}`,
+  );
 }
 
 /** The listener summary (validate, the run log, the admin page) of an L4 listener. */

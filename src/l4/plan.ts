@@ -1,5 +1,6 @@
-// L4 listeners from Istio config: Gateway servers with protocol TCP (and TLS passthrough, routed
-// by SNI) and the VirtualService `tcp[]` / `tls[]` routes bound to them, to clusters.
+// L4 listeners from Istio config: Gateway servers with protocol TCP, TLS passthrough (routed by
+// SNI) and TLS terminated here (SIMPLE / MUTUAL, then routed as TCP), and the VirtualService
+// `tcp[]` / `tls[]` routes bound to them, to clusters.
 import { parseDurationMs } from '../config/duration.ts';
 import type { LoadedConfig, Resource } from '../config/types.ts';
 import type { Cluster } from '../router/cluster.ts';
@@ -20,14 +21,19 @@ export const L4_PROTOCOLS = new Set(['TCP', 'TLS', 'MONGO', 'REDIS', 'MYSQL']);
 /** Same shape as the HTTP listener plan: a port, its gateways and their servers. */
 export type TcpListenerPlan = ListenerPlan;
 
-/** Gateways whose selector picks this proxy, and the TCP / TLS passthrough ports their servers open. */
+/** Gateways whose selector picks this proxy, and the TCP / TLS ports their servers open. */
 export function planTcpListeners(config: LoadedConfig, labels: Record<string, string>): TcpListenerPlan[] {
-  return planGatewayPorts(config, labels, (protocol, server) => {
-    if (!L4_PROTOCOLS.has(protocol)) return false;
-    // TLS with a mode other than PASSTHROUGH terminates TLS: not an L4 listener here.
-    const mode = String((server.tls as AnyRecord | undefined)?.mode ?? 'PASSTHROUGH');
-    return protocol !== 'TLS' || mode === 'PASSTHROUGH' || mode === 'AUTO_PASSTHROUGH';
-  });
+  return planGatewayPorts(config, labels, (protocol) => L4_PROTOCOLS.has(protocol));
+}
+
+/** The TLS mode of an L4 server: undefined (plain TCP), 'passthrough', or 'terminate' (SIMPLE, MUTUAL, ...). */
+export function l4TlsMode(server: {
+  port: { protocol?: unknown };
+  tls?: { mode?: unknown };
+}): 'passthrough' | 'terminate' | undefined {
+  if (String(server.port.protocol).toUpperCase() !== 'TLS') return undefined;
+  const mode = String(server.tls?.mode ?? 'PASSTHROUGH');
+  return mode === 'PASSTHROUGH' || mode === 'AUTO_PASSTHROUGH' ? 'passthrough' : 'terminate';
 }
 
 export interface TcpDestination {
@@ -115,8 +121,9 @@ export function buildTcpRoutes(
   return routes;
 }
 
-function sniCovers(pattern: string, name: string): boolean {
-  const p = pattern.toLowerCase();
+/** Whether an SNI host pattern (`*`, `*.example.com`, a name; Gateway hosts may say `ns/host`) covers `name`. */
+export function sniCovers(pattern: string, name: string): boolean {
+  const p = pattern.slice(pattern.indexOf('/') + 1).toLowerCase();
   const n = name.toLowerCase();
   if (p === '*') return true;
   return p === n || (p.startsWith('*.') && n.endsWith(p.slice(1)));

@@ -1,14 +1,25 @@
-// L4 listeners: one net.Server per Gateway TCP / TLS-passthrough port. Each connection runs the
-// port's NETWORK plugins and the TCP proxy (src/l4/tcp-proxy.ts). A reload swaps a listener's
-// configuration for new connections (open connections finish on the one they started with); ports
-// no longer configured close, new ones open.
+// L4 listeners: one net.Server per Gateway TCP / TLS port. Each connection runs the port's
+// NETWORK plugins and the TCP proxy (src/l4/tcp-proxy.ts); on a port with TLS servers that
+// terminate (SIMPLE / MUTUAL), after the TLS handshake, on the decrypted bytes. A reload swaps a
+// listener's configuration for new connections (open connections finish on the one they started
+// with); ports no longer configured close, new ones open.
 import { createServer, type Server, type Socket } from 'node:net';
+import { type TLSSocket, type TlsOptions, Server as TlsServer } from 'node:tls';
 import type { TcpMetrics } from '../filters/stats/tcp-metrics.ts';
+import { tlsInfo } from './http-network.ts';
 import type { ConnectionInfo, NetworkFilterFactory } from './network-filter-manager.ts';
-import type { TcpRoute } from './plan.ts';
+import { sniCovers, type TcpRoute } from './plan.ts';
 import { peekSni } from './sni.ts';
 import { tcpAccessLogLine } from './tcp-access-log.ts';
 import { TcpProxySession } from './tcp-proxy.ts';
+
+/** TLS terminated on an L4 port (Gateway `protocol: TLS` servers with mode SIMPLE or MUTUAL). */
+export interface TcpTlsTermination {
+  /** The server side's TLS options (certificates by SNI, client certificates for MUTUAL). */
+  options: TlsOptions;
+  /** Hosts of PASSTHROUGH servers on the same port: a ClientHello naming one is passed through. */
+  passthroughHosts: string[];
+}
 
 export interface TcpListenerConfig {
   name: string;
@@ -16,6 +27,8 @@ export interface TcpListenerConfig {
   port: number;
   /** TLS passthrough: routes choose by the ClientHello's SNI. */
   sni: boolean;
+  /** TLS terminated here, then TCP (routes: `tcp[]`). */
+  terminate?: TcpTlsTermination;
   filters: NetworkFilterFactory[];
   routes: TcpRoute[];
   reusePort?: boolean;
@@ -35,6 +48,13 @@ export class TcpListener {
   readonly #hooks: TcpListenerHooks;
   readonly #server: Server;
   readonly #sessions = new Set<TcpProxySession>();
+  /** Connections still in their TLS handshake (terminated ports). */
+  readonly #handshakes = new Set<Socket>();
+  /**
+   * Node's TLS server for a termination config (it never listens: it is handed sockets): the
+   * handshake, certificates by SNI, client certificate checks (MUTUAL) and the handshake timeout.
+   */
+  #tls: { for: TcpTlsTermination; server: TlsServer } | undefined;
   #port = 0;
 
   constructor(config: TcpListenerConfig, hooks: TcpListenerHooks) {
@@ -44,37 +64,74 @@ export class TcpListener {
     this.#server.on('error', (err) => hooks.onError(`tcp listener ${config.name}`, err));
   }
 
+  /**
+   * A TCP proxy session for a client connection (a TLS socket when TLS was terminated). As Istio
+   * builds the filter chains: TLS passed through takes `tls[]` routes (by SNI), TLS terminated
+   * and plain TCP take `tcp[]` routes.
+   */
+  #start(config: TcpListenerConfig, socket: Socket, sni?: string, head?: Uint8Array): void {
+    const secure = (socket as TLSSocket).encrypted ? (socket as TLSSocket) : undefined;
+    const passthrough = config.sni && !secure;
+    const session = new TcpProxySession(
+      socket,
+      {
+        listenerName: config.name,
+        filters: config.filters,
+        routes: config.routes.filter((r) => (r.sniHosts !== undefined) === passthrough),
+        metrics: this.#hooks.metrics,
+        accessLog: this.#hooks.accessLog
+          ? (c: ConnectionInfo, ms: number, details: string) => this.#hooks.accessLog!(tcpAccessLogLine(c, ms, details))
+          : undefined,
+        onError: this.#hooks.onError,
+      },
+      (s) => this.#sessions.delete(s),
+      sni,
+      secure ? tlsInfo(secure) : undefined,
+    );
+    this.#sessions.add(session);
+    session.start(head);
+  }
+
   #accept(socket: Socket): void {
     const config = this.config;
-    const start = (sni?: string, head?: Uint8Array) => {
-      const session = new TcpProxySession(
-        socket,
-        {
-          listenerName: config.name,
-          filters: config.filters,
-          routes: config.routes,
-          metrics: this.#hooks.metrics,
-          accessLog: this.#hooks.accessLog
-            ? (c: ConnectionInfo, ms: number, details: string) =>
-                this.#hooks.accessLog!(tcpAccessLogLine(c, ms, details))
-            : undefined,
-          onError: this.#hooks.onError,
-        },
-        (s) => this.#sessions.delete(s),
-        sni,
-      );
-      this.#sessions.add(session);
-      session.start(head);
-    };
-    if (!config.sni) {
-      start();
+    const terminate = config.terminate;
+    if (!config.sni && !terminate) {
+      this.#start(config, socket);
       return;
     }
     socket.on('error', () => {});
+    const handshake = (t: TcpTlsTermination, head?: Uint8Array) => {
+      // Bytes read for the SNI go back first: the TLS socket reads them as the ClientHello.
+      if (head && head.length > 0) socket.unshift(head);
+      this.#handshakes.add(socket);
+      socket.once('close', () => this.#handshakes.delete(socket));
+      this.#tlsServer(config, t).emit('connection', socket);
+    };
+    if (terminate && terminate.passthroughHosts.length === 0) {
+      handshake(terminate);
+      return;
+    }
     peekSni(socket, SNI_TIMEOUT_MS).then(
-      ({ sni, head }) => start(sni, head),
+      ({ sni, head }) => {
+        const passthrough = sni !== undefined && terminate?.passthroughHosts.some((h) => sniCovers(h, sni));
+        if (terminate && !passthrough) handshake(terminate, head);
+        else this.#start(config, socket, sni, head);
+      },
       () => socket.destroy(),
     );
+  }
+
+  /** The TLS server of `config` (whose termination is `t`), made once per configuration. */
+  #tlsServer(config: TcpListenerConfig, t: TcpTlsTermination): TlsServer {
+    if (this.#tls?.for === t) return this.#tls.server;
+    const server = new TlsServer({ ...t.options, handshakeTimeout: SNI_TIMEOUT_MS }, (secure: TLSSocket) => {
+      secure.allowHalfOpen = true; // a FIN travels through, as on plain TCP
+      this.#start(config, secure, secure.servername || undefined);
+    });
+    // A failed handshake (no or a bad client certificate, timeout): the connection just closes.
+    server.on('tlsClientError', (_err, secure) => secure.destroy());
+    this.#tls = { for: t, server };
+    return server;
   }
 
   listen(): Promise<number> {
@@ -109,6 +166,7 @@ export class TcpListener {
   close(): Promise<void> {
     return new Promise((resolve) => {
       for (const s of this.#sessions) s.destroy();
+      for (const s of this.#handshakes) s.destroy();
       if (!this.#server.listening) return resolve();
       this.#server.close(() => resolve());
     });

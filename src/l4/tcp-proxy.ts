@@ -3,8 +3,14 @@
 // connected; bytes pass unchanged unless a filter changes them; a half-close (FIN) travels to the
 // other side and the connection ends when both directions have; a reset (RST) on either side
 // resets the other; connect timeout (cluster connectTimeout) and idle timeout (tcp.idleTimeout).
+// The cluster's circuit breaker (tcp.maxConnections) refuses connections over the limit (UO), its
+// outlier detection counts connect failures (as gateway errors) and successes, and its TLS
+// settings (DestinationRule tls SIMPLE / MUTUAL) make the upstream connection TLS.
 import { connect, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import { TCP_REPORTING_MS, type TcpMetrics } from '../filters/stats/tcp-metrics.ts';
+import { type Cluster, type ClusterEndpoint, tlsConnectOptions } from '../router/cluster.ts';
+import type { Outcome } from '../router/outlier.ts';
 import {
   type ConnectionInfo,
   type NetworkFilterFactory,
@@ -24,11 +30,42 @@ export interface TcpProxyConfig {
   onError?: (message: string, err?: unknown) => void;
 }
 
-let nextConnectionId = 1;
+let lastConnectionId = 0;
+
+/** Connection ids (connection.id) for L4 connections, TCP proxy and HTTP listeners alike. */
+export function newConnectionId(): number {
+  return ++lastConnectionId;
+}
 
 const EMPTY = new Uint8Array(0);
 
 const strip = (a: string | undefined) => (a ?? '').replace(/^::ffff:/, '');
+
+/** Resets a connection (RST); a TLS socket, which cannot be reset from JS, is destroyed. */
+export function resetSocket(s: Socket): void {
+  try {
+    s.resetAndDestroy();
+  } catch {
+    s.destroy();
+  }
+}
+
+/** A TCP or (the cluster's DestinationRule tls) TLS connection to an endpoint. */
+function connectEndpoint(cluster: Cluster, e: ClusterEndpoint): { socket: Socket; ready: 'connect' | 'secureConnect' } {
+  const options = { host: e.host, port: e.port, allowHalfOpen: true, noDelay: true };
+  const tls = cluster.options.tls;
+  if (!tls) return { socket: connect(options), ready: 'connect' };
+  // SNI is DestinationRule tls.sni (no HTTP Host to take it from). Without sni and
+  // subjectAltNames the chain is verified, not the name, as Envoy does for TCP.
+  const checkName = tls.sni !== undefined || (tls.subjectAltNames?.length ?? 0) > 0;
+  const socket = tlsConnect({
+    ...options,
+    ...tlsConnectOptions(tls),
+    servername: tls.sni,
+    ...(checkName || tls.error ? {} : { checkServerIdentity: () => undefined }),
+  });
+  return { socket, ready: 'secureConnect' };
+}
 
 export class TcpProxySession {
   readonly info: ConnectionInfo;
@@ -54,12 +91,19 @@ export class TcpProxySession {
   /** Reads paused: waiting for the upstream, or for it to drain. */
   #readBlocked = { connect: true, drain: false };
 
-  constructor(socket: Socket, config: TcpProxyConfig, onDone: (s: TcpProxySession) => void, sni?: string) {
+  /** `socket` is the client connection (a TLS socket when the listener terminated TLS: `tls`). */
+  constructor(
+    socket: Socket,
+    config: TcpProxyConfig,
+    onDone: (s: TcpProxySession) => void,
+    sni?: string,
+    tls?: ConnectionInfo['tls'],
+  ) {
     this.#config = config;
     this.#down = socket;
     this.#onDone = onDone;
     this.info = {
-      id: nextConnectionId++,
+      id: newConnectionId(),
       listenerName: config.listenerName,
       startTime: Date.now(),
       sourceAddress: strip(socket.remoteAddress),
@@ -67,6 +111,7 @@ export class TcpProxySession {
       destinationAddress: strip(socket.localAddress),
       destinationPort: socket.localPort ?? 0,
       requestedServerName: sni,
+      tls,
       bytesReceived: 0,
       bytesSent: 0,
       responseFlags: [],
@@ -93,7 +138,7 @@ export class TcpProxySession {
     s.on('error', (err: NodeJS.ErrnoException) => {
       // A reset by the client: reset the upstream too.
       if (!this.#details) this.#details = err.code === 'ECONNRESET' ? 'downstream_reset' : `downstream_${err.code}`;
-      this.#up?.resetAndDestroy();
+      if (this.#up) resetSocket(this.#up);
     });
     s.on('close', () => this.#downstreamGone());
     s.pause();
@@ -154,13 +199,33 @@ export class TcpProxySession {
     this.#armIdle(route.idleTimeoutMs);
     const go = () => {
       if (this.#finished || this.#downClosed) return;
+      // Circuit breaker first, then the host, as Envoy's tcp_proxy.
+      if (!cluster.admitConnection()) {
+        this.#fail('UO', 'upstream_cx_overflow');
+        return;
+      }
+      let slot = true;
+      const releaseSlot = () => {
+        if (!slot) return;
+        slot = false;
+        cluster.releaseConnection();
+      };
       const picked = cluster.pick();
       if (!picked) {
+        releaseSlot();
         this.#fail('UH', 'no_healthy_upstream');
         return;
       }
       const e = picked.endpoint;
       cluster.requestStarted(e);
+      let counted = true;
+      /** The endpoint's count goes down once, with the connect's outcome if it failed. */
+      const endpointDone = (outcome: Outcome | undefined) => {
+        if (!counted) return;
+        counted = false;
+        cluster.requestEnded(e, outcome);
+        releaseSlot();
+      };
       this.info.upstreamAddress = e.host;
       this.info.upstreamPort = e.port;
       const metrics = this.#config.metrics;
@@ -169,19 +234,23 @@ export class TcpProxySession {
         this.#reportTimer = setInterval(() => metrics.report(this.info), TCP_REPORTING_MS);
         this.#reportTimer.unref();
       }
-      const up = connect({ host: e.host, port: e.port, allowHalfOpen: true, noDelay: true });
+      const { socket: up, ready } = connectEndpoint(cluster, e);
       this.#up = up;
       this.#upClosed = false;
       let ended = false;
       const timeoutMs = cluster.options.connectTimeoutMs ?? 10_000;
       const timer = setTimeout(() => {
+        if (this.#upConnected) return;
+        endpointDone({ localFailure: 'timeout' });
         up.destroy();
-        if (!this.#upConnected) this.#fail('UF', 'upstream_connect_timeout');
+        this.#fail('UF', 'upstream_connect_timeout');
       }, timeoutMs);
       timer.unref();
-      up.once('connect', () => {
+      up.once(ready, () => {
         clearTimeout(timer);
         this.#upConnected = true;
+        // A connect success resets the endpoint's consecutive failures (Envoy: LocalOriginConnectSuccessFinal).
+        cluster.record(e, { status: 200 });
         this.info.upstreamAddress = strip(up.remoteAddress) || e.host;
         this.info.upstreamPort = up.remotePort ?? e.port;
         for (const p of this.#pendingUp) this.#writeUp(p.data, p.end);
@@ -205,17 +274,18 @@ export class TcpProxySession {
       up.on('error', (err: NodeJS.ErrnoException) => {
         clearTimeout(timer);
         if (!this.#upConnected) {
-          cluster.requestEnded(e, { localFailure: 'connect' });
+          // A refused, unreachable or failed TLS connect: a gateway error for outlier detection.
+          endpointDone({ localFailure: 'connect' });
           this.#fail('UF', `upstream_connect_error:${err.code ?? err.message}`);
           return;
         }
         if (!this.#details) this.#details = err.code === 'ECONNRESET' ? 'upstream_reset' : `upstream_${err.code}`;
         // A reset by the upstream: reset the client too.
-        if (!this.#down.destroyed) this.#down.resetAndDestroy();
+        if (!this.#down.destroyed) resetSocket(this.#down);
       });
       up.on('close', () => {
         clearTimeout(timer);
-        if (this.#upConnected) cluster.requestEnded(e, undefined);
+        endpointDone(undefined);
         this.#upClosed = true;
         this.#manager.upstreamClosed(ended ? Peer.UNKNOWN : Peer.REMOTE);
         // The upstream went away without a FIN of its own reaching the client (closed by us, or
@@ -275,7 +345,7 @@ export class TcpProxySession {
     if (this.#up && !this.#up.destroyed) {
       // The client is gone: nothing more can reach it. What was written upstream is flushed first
       // (the client may have written its last bytes and FIN after the upstream's FIN).
-      if (this.#details === 'downstream_reset') this.#up.resetAndDestroy();
+      if (this.#details === 'downstream_reset') resetSocket(this.#up);
       else this.#up.destroySoon();
     }
     this.#maybeFinish();

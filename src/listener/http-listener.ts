@@ -5,6 +5,9 @@ import http, { STATUS_CODES } from 'node:http';
 import http2 from 'node:http2';
 import net, { type AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
+import type tls from 'node:tls';
+import { NetworkConnection } from '../l4/http-network.ts';
+import type { NetworkFilterFactory } from '../l4/network-filter-manager.ts';
 import type { FilterFactory } from '../pipeline/filter.ts';
 import { FilterManager } from '../pipeline/filter-manager.ts';
 import { HeaderMap } from '../pipeline/headers.ts';
@@ -46,6 +49,11 @@ export interface ListenerConfig {
    * left out). Fixed when the listener starts: a reload does not change them.
    */
   limits?: Partial<ListenerLimits>;
+  /**
+   * NETWORK plugins: run on the connection's bytes beneath HTTP (src/l4/http-network.ts). Read
+   * when a connection is accepted; absent or empty, the socket goes to the HTTP server as it is.
+   */
+  network?: readonly NetworkFilterFactory[];
 }
 
 type Request = http.IncomingMessage | http2.Http2ServerRequest;
@@ -163,6 +171,13 @@ export class HttpListener {
       );
       // HTTP/1.1 over TLS is served by Node's HTTP/1 code with the same server object.
       Object.assign(this.#http2, http1Options);
+      // With NETWORK plugins, the HTTP server gets the decrypted bytes through their filter chain.
+      const secure = this.#http2;
+      const serve = secure.listeners('secureConnection')[0] as (socket: Duplex) => void;
+      secure.removeListener('secureConnection', serve);
+      secure.on('secureConnection', (socket: tls.TLSSocket) =>
+        serve.call(secure, this.config.network?.length ? this.#network(socket) : socket),
+      );
       this.#http2.on('clientError' as 'session', (err: NodeJS.ErrnoException, socket: Duplex) =>
         this.#clientError(err, socket),
       );
@@ -193,14 +208,17 @@ export class HttpListener {
       const h1 = this.#http1;
       const h2 = this.#http2;
       // One port, both codecs (Envoy's AUTO): the first bytes say whether it is h2c.
-      this.server = net.createServer({ highWaterMark: limits.perConnectionBufferLimitBytes }, (socket) => {
+      this.server = net.createServer({ highWaterMark: limits.perConnectionBufferLimitBytes }, (raw) => {
         // A connection that sends nothing is cut at the headers timeout, as one that sends too little.
-        if (limits.headersTimeoutMs > 0) socket.setTimeout(limits.headersTimeoutMs, () => socket.destroy());
-        socket.once('data', (chunk) => {
-          socket.setTimeout(0);
+        if (limits.headersTimeoutMs > 0) raw.setTimeout(limits.headersTimeoutMs, () => raw.destroy());
+        // With NETWORK plugins, the codecs read the bytes their filter chain passes on.
+        const socket = this.config.network?.length ? this.#network(raw) : raw;
+        socket.once('data', (chunk: Buffer) => {
+          raw.setTimeout(0);
           socket.pause();
           socket.unshift(chunk);
           if (startsLikeH2(chunk)) {
+            if (socket !== raw) (socket as NetworkConnection).h2 = true;
             // The HTTP/2 session reads what is buffered on the socket itself.
             h2.emit('connection', socket);
           } else {
@@ -215,7 +233,8 @@ export class HttpListener {
     if (limits.maxConnections > 0) this.server.maxConnections = limits.maxConnections;
     // Every connection, for close(): idle HTTP/1 sockets are destroyed, busy ones close after
     // their response; HTTP/2 sessions get a GOAWAY and finish their streams.
-    this.server.on(config.tls ? 'secureConnection' : 'connection', (socket: net.Socket) => {
+    // (First: a connection NETWORK plugins wrap then replaces its socket here.)
+    this.server.prependListener(config.tls ? 'secureConnection' : 'connection', (socket: net.Socket) => {
       this.#sockets.add(socket);
       socket.once('close', () => this.#sockets.delete(socket));
     });
@@ -273,6 +292,20 @@ export class HttpListener {
         head,
       );
     });
+  }
+
+  /**
+   * A connection with NETWORK plugins: the HTTP server gets their terminal, a Duplex, instead of
+   * the socket; close() and drain() track it in the socket's place.
+   */
+  #network(raw: net.Socket): NetworkConnection {
+    const conn = new NetworkConnection(raw, this.config.network!, this.config.name);
+    if (this.#sockets.delete(raw)) {
+      this.#sockets.add(conn as unknown as net.Socket);
+      conn.once('close', () => this.#sockets.delete(conn as unknown as net.Socket));
+    }
+    if ((raw as tls.TLSSocket).alpnProtocol === 'h2') conn.h2 = true;
+    return conn;
   }
 
   /** The limits this listener runs with. */
@@ -379,6 +412,7 @@ export class HttpListener {
   }
 
   #isH2(socket: net.Socket): boolean {
+    if (socket instanceof NetworkConnection) return socket.h2;
     for (const s of this.#sessions) if (s.socket === socket || (s.socket as unknown) === socket) return true;
     return false;
   }

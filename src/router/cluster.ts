@@ -89,6 +89,8 @@ export class Cluster {
   total = 0;
   /** Overflow (UO) and ejection counters. */
   overflows = 0;
+  /** TCP proxy connections refused at maxConnections (Envoy's upstream_cx_overflow). */
+  cxOverflows = 0;
   ejections = 0;
   /** Retries started (Envoy's upstream_rq_retry). */
   retriesTotal = 0;
@@ -244,6 +246,24 @@ export class Cluster {
     }
   }
 
+  /**
+   * A TCP proxy connection's slot (tcp.maxConnections, shared with HTTP requests): taken now, or
+   * false (overflow, UO) at the limit. Nothing waits, as Envoy's tcp_proxy.
+   */
+  admitConnection(): boolean {
+    if (this.#inflight >= (this.options.maxConnections ?? UNLIMITED)) {
+      this.cxOverflows++;
+      return false;
+    }
+    this.#inflight++;
+    return true;
+  }
+
+  /** Gives back a slot taken by admitConnection(). */
+  releaseConnection(): void {
+    this.release(() => {});
+  }
+
   /** A retry may start unless http.maxRetries retries are already in flight. */
   tryRetry(): boolean {
     if (this.#retries >= (this.options.maxRetries ?? UNLIMITED)) return false;
@@ -267,7 +287,12 @@ export class Cluster {
   requestEnded(e: ClusterEndpoint, outcome: Outcome | undefined): void {
     e.active--;
     this.active--;
-    if (outcome && this.#outlier) this.#outlier.record(e, outcome);
+    if (outcome) this.record(e, outcome);
+  }
+
+  /** An outcome for outlier detection while the request (or TCP connection) goes on. */
+  record(e: ClusterEndpoint, outcome: Outcome): void {
+    this.#outlier?.record(e, outcome);
   }
 
   async close(): Promise<void> {
@@ -278,7 +303,8 @@ export class Cluster {
   }
 }
 
-function tlsConnectOptions(tls: UpstreamTls | undefined) {
+/** tls.connect options for an upstream (the router's pools and the TCP proxy). */
+export function tlsConnectOptions(tls: UpstreamTls | undefined) {
   if (!tls) return {};
   if (tls.error) {
     const message = tls.error;

@@ -14,7 +14,7 @@ import { AuthzFilterFactory } from '../filters/authz/authz-filter.ts';
 import { IstioMetrics } from '../filters/stats/istio-metrics.ts';
 import { StatsFilterFactory, serviceOfCluster } from '../filters/stats/stats-filter.ts';
 import { TcpMetrics } from '../filters/stats/tcp-metrics.ts';
-import { buildL4, l4Summary, planL4 } from '../l4/gateway-l4.ts';
+import { buildL4, httpNetworkFilters, l4Summary, planL4 } from '../l4/gateway-l4.ts';
 import { planTcpListeners } from '../l4/plan.ts';
 import { type TcpListenerConfig, TcpListeners } from '../l4/tcp-listener.ts';
 import { HttpListener, type ListenerConfig } from '../listener/http-listener.ts';
@@ -206,7 +206,8 @@ export class Gateway {
     const options = this.#options;
     const logger = this.#logger;
     const { plans, chains, authn, authz } = planProxy(config, options);
-    const l4 = planL4(config, options);
+    const l4 = planL4(config, options, plans);
+    const networkFilter = (e: ChainEntry) => new WasmNetworkFilterFactory(plugins.get(entryName(e))!);
     const builtins = new Map<string, FilterFactory>();
     const authnFactory = authn.length > 0 ? new AuthnFilterFactory(authn, { logger }) : undefined;
     if (authnFactory) builtins.set('istio.authn', authnFactory);
@@ -279,11 +280,12 @@ export class Gateway {
         reusePort: options.reusePort,
         xffNumTrustedHops: options.xffNumTrustedHops,
         limits: options.limits,
+        network: httpNetworkFilters(l4, plan.port, networkFilter),
       };
       const summary = { name, port: plan.port, chain: chain.map((f) => f.name), routes: routes.map((r) => r.name) };
       return { plan, config: listenerConfig, summary };
     });
-    const tcp = buildL4(l4, config, clusters, options, (e) => new WasmNetworkFilterFactory(plugins.get(entryName(e))!));
+    const tcp = buildL4(l4, config, clusters, options, networkFilter);
     return { gen: { config, clusters, authn: authnFactory, listeners, tcp }, plugins };
   }
 

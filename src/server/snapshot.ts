@@ -29,6 +29,8 @@ export interface ClusterSnapshot {
   active: number;
   total: number;
   overflows: number;
+  /** TCP proxy connections refused at tcp.maxConnections. */
+  cxOverflows: number;
   ejections: number;
   retries: number;
   endpoints: { host: string; port: number; active: number; total: number; healthy: boolean }[];
@@ -69,6 +71,7 @@ export async function snapshotOf(gw: Gateway, worker: number): Promise<WorkerSna
       active: c.active,
       total: c.total,
       overflows: c.overflows,
+      cxOverflows: c.cxOverflows,
       ejections: c.ejections,
       retries: c.retriesTotal,
       endpoints: c.endpoints.map((e) => ({
