@@ -14,6 +14,7 @@ import { HeaderMap } from '../pipeline/headers.ts';
 import { HttpStream, newStreamInfo } from '../pipeline/stream.ts';
 import type { RouteTable } from '../router/route-table.ts';
 import { createUpstreamRequest } from '../router/router.ts';
+import { LiveSet } from '../util/live-set.ts';
 import {
   checkRequestHead,
   declaredLength,
@@ -124,8 +125,8 @@ export class HttpListener {
   readonly #http1: http.Server | undefined;
   readonly #http2: http2.Http2Server | http2.Http2SecureServer;
   readonly #hooks: ListenerHooks;
-  readonly #sessions = new Set<http2.Http2Session>();
-  readonly #sockets = new Set<net.Socket>();
+  readonly #sessions = new LiveSet<http2.Http2Session>();
+  readonly #sockets = new LiveSet<net.Socket>();
   /** Downstream sockets upgrading to, or carrying, a WebSocket tunnel. */
   readonly #tunnels = new Set<Duplex>();
   #closing = false;

@@ -57,6 +57,17 @@ export function addressFromXff(xff: string, skip: number): string | undefined {
 
 /** Envoy's isInternalAddress: RFC 1918, IPv4 loopback, IPv6 unique-local and loopback. */
 export function isInternalAddress(address: string): boolean {
+  // Asked twice per request, for the same few peers: the last answer is kept.
+  if (address === lastAddress) return lastInternal;
+  const internal = internalAddress(address);
+  lastAddress = address;
+  lastInternal = internal;
+  return internal;
+}
+let lastAddress = '';
+let lastInternal = false;
+
+function internalAddress(address: string): boolean {
   const ip = unmapped(address);
   if (isIP(ip) === 4) {
     const [a, b] = ip.split('.').map(Number) as [number, number];

@@ -11,12 +11,31 @@ const HOP_BY_HOP = new Set([
   'upgrade',
 ]);
 
-/** Names to drop: the fixed set plus whatever the Connection header lists. */
+/** The fixed set plus `close`, for the common `Connection: close` (never mutated). */
+const HOP_BY_HOP_CLOSE = new Set([...HOP_BY_HOP, 'close']);
+
+/** Names to drop: the fixed set plus whatever the Connection header lists (the result is shared: never mutate it). */
 export function hopByHopNames(connectionValues: readonly string[]): Set<string> {
   if (connectionValues.length === 0) return HOP_BY_HOP;
-  const names = new Set(HOP_BY_HOP);
-  for (const v of connectionValues) for (const t of v.split(',')) if (t.trim()) names.add(t.trim().toLowerCase());
-  return names;
+  let names: Set<string> | undefined;
+  let close = false;
+  for (const v of connectionValues) {
+    for (const t of v.split(',')) {
+      const name = t.trim().toLowerCase();
+      if (!name || HOP_BY_HOP.has(name)) continue;
+      if (name === 'close') {
+        close = true;
+        continue;
+      }
+      names ??= new Set(HOP_BY_HOP);
+      names.add(name);
+    }
+  }
+  if (names) {
+    if (close) names.add('close');
+    return names;
+  }
+  return close ? HOP_BY_HOP_CLOSE : HOP_BY_HOP;
 }
 
 export function isHopByHop(name: string): boolean {

@@ -87,7 +87,7 @@ export class RouterUpstreamRequest implements UpstreamRequest {
   readonly #flow: DownstreamFlow;
   #dest: RouteDestination | undefined;
   #cluster!: Cluster;
-  #headers = new HeaderMap();
+  #headers!: HeaderMap;
   #hash: number | undefined;
   #setCookie: string | undefined;
   // the request body, kept for retries and mirrors while it fits
@@ -126,9 +126,14 @@ export class RouterUpstreamRequest implements UpstreamRequest {
     }
     this.#cluster = this.#dest.cluster;
     info.upstreamCluster = this.#cluster.name;
-    this.#headers = new HeaderMap(headers.pairs.map(([k, v]) => [k, v]));
-    applyRewrite(this.#headers, this.#route, this.#match);
-    requestHeaderOps(this.#headers, this.#route, this.#dest);
+    if (this.#route.rewrite || this.#route.request || this.#dest.request) {
+      // Rewritten for the upstream only: the stream keeps the headers the filters and the log saw.
+      this.#headers = new HeaderMap(headers.pairs.map(([k, v]) => [k, v]));
+      applyRewrite(this.#headers, this.#route, this.#match);
+      requestHeaderOps(this.#headers, this.#route, this.#dest);
+    } else {
+      this.#headers = headers;
+    }
     const h = requestHash(this.#cluster.options.hash, headers, this.#manager.stream);
     this.#hash = h.hash;
     this.#setCookie = h.setCookie;
@@ -232,20 +237,19 @@ export class RouterUpstreamRequest implements UpstreamRequest {
     }
     const perTry = this.#route.retry?.perTryTimeoutMs;
     if (perTry && perTry > 0) attempt.perTry = setTimeout(() => this.#onPerTryTimeout(attempt), perTry);
-    const tls = this.#cluster.options.tls;
-    const sni = tls?.sni ?? authority.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
-    pool.dispatch(
-      {
-        path: h.get(':path') ?? '/',
-        method: h.get(':method') ?? 'GET',
-        headers: out,
-        body: attempt.body ?? null,
-        // undici writes `connection: upgrade` and this Upgrade itself (both dropped from `out`).
-        ...(this.#upgrade ? { upgrade: h.get('upgrade') ?? 'websocket' } : {}),
-        ...(endpoint.tls && sni && !/^[\d.]+$|:/.test(sni) ? { servername: sni } : {}),
-      } as Dispatcher.DispatchOptions,
-      this.#handler(attempt),
-    );
+    const options: Dispatcher.DispatchOptions & { servername?: string } = {
+      path: h.get(':path') ?? '/',
+      method: (h.get(':method') ?? 'GET') as Dispatcher.HttpMethod,
+      headers: out,
+      body: attempt.body ?? null,
+    };
+    // undici writes `connection: upgrade` and this Upgrade itself (both dropped from `out`).
+    if (this.#upgrade) options.upgrade = h.get('upgrade') ?? 'websocket';
+    if (endpoint.tls) {
+      const sni = this.#cluster.options.tls?.sni ?? authority.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
+      if (sni && !/^[\d.]+$|:/.test(sni)) options.servername = sni;
+    }
+    pool.dispatch(options, this.#handler(attempt));
   }
 
   #handler(attempt: Attempt): Dispatcher.DispatchHandler {

@@ -38,7 +38,9 @@ test('a call past the deadline is stopped; the VM stays failed; another VM is un
       err instanceof WasmTrap && err.limit === 'deadline' && /deadline exceeded \(100 ms\) in spin/.test(err.message),
   );
   const ms = performance.now() - t0;
-  assert.ok(ms >= 99 && ms < 400, `stopped after ${ms} ms`);
+  // Not before the deadline; the upper bound only proves it was stopped (a loaded CI machine may
+  // schedule the watchdog thread late).
+  assert.ok(ms >= 99 && ms < 2000, `stopped after ${ms} ms`);
   assert.throws(() => a.call('spin', 10), /VM failed earlier: deadline exceeded/);
   assert.equal(b.call('spin', 10), 10);
   a.close();

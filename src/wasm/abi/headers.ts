@@ -3,8 +3,6 @@ import type { AbiHost, HeaderMapAccess } from './host-api.ts';
 import { decodePairs, encodePairs, type Pairs } from './pairs.ts';
 import { MapType, Status } from './result.ts';
 
-const encoder = new TextEncoder();
-
 function readOnlyMap(pairs: Pairs): HeaderMapAccess {
   const noop = () => {};
   return {
@@ -69,7 +67,7 @@ export function headerFunctions(h: AbiHost) {
         h.memory.setU32(retSizePtr, 0);
         return Status.OK;
       }
-      return h.copyOut(encoder.encode(value), retPtrPtr, retSizePtr);
+      return h.copyOutString(value, retPtrPtr, retSizePtr);
     },
     proxy_add_header_map_value: (mapType: number, kp: number, ks: number, vp: number, vs: number) => {
       const m = map(mapType);

@@ -64,6 +64,8 @@ export interface AbiHost {
   readonly starting: boolean;
   /** Copies `bytes` into guest memory (guest allocator) and writes pointer and size; empty -> 0/0. */
   copyOut(bytes: Uint8Array, retPtrPtr: number, retSizePtr: number): StatusCode;
+  /** copyOut of a string's UTF-8 bytes. */
+  copyOutString(value: string, retPtrPtr: number, retSizePtr: number): StatusCode;
   /** The context host calls currently act on. */
   effectiveContext(): AbiContext | undefined;
   setEffectiveContext(id: number): StatusCode;

@@ -184,7 +184,9 @@ export class PluginVm implements AbiHost {
   unregister(id: number): void {
     delete this.#contexts[id];
     // Callouts of a context that went away are forgotten, as Envoy cancels them.
-    for (const [token, owner] of this.#pendingCalls) if (owner === id) this.#pendingCalls.delete(token);
+    if (this.#pendingCalls.size > 0)
+      for (const [token, owner] of this.#pendingCalls) if (owner === id) this.#pendingCalls.delete(token);
+    if (this.#grpcCalls.size === 0) return;
     for (const [token, call] of this.#grpcCalls) {
       if (call.owner !== id) continue;
       call.handle.cancel();
@@ -390,6 +392,18 @@ export class PluginVm implements AbiHost {
     this.memory.write(ptr, copy);
     this.memory.setU32(retPtrPtr, ptr);
     this.memory.setU32(retSizePtr, copy.length);
+    return Status.OK;
+  }
+
+  copyOutString(value: string, retPtrPtr: number, retSizePtr: number): StatusCode {
+    // Encoded straight into guest memory, with no intermediate byte array.
+    const size = Buffer.byteLength(value, 'utf8');
+    if (size === 0) return this.copyOut(new Uint8Array(0), retPtrPtr, retSizePtr);
+    const ptr = this.vm.allocate(size);
+    if (ptr === 0) return Status.INVALID_MEMORY_ACCESS;
+    this.memory.writeString(ptr, value, size);
+    this.memory.setU32(retPtrPtr, ptr);
+    this.memory.setU32(retSizePtr, size);
     return Status.OK;
   }
 

@@ -8,22 +8,24 @@ export class MemoryAccessError extends Error {
   }
 }
 
-const utf8 = new TextDecoder();
-
 export class GuestMemory {
   readonly #memory: WebAssembly.Memory;
-  #u8: Uint8Array;
+  /** A Buffer over the whole memory (no copy): its native UTF-8 encoding and decoding are the fastest. */
+  #u8: Buffer;
   #view: DataView;
 
   constructor(memory: WebAssembly.Memory) {
     this.#memory = memory;
-    this.#u8 = new Uint8Array(memory.buffer);
+    this.#u8 = Buffer.from(memory.buffer as ArrayBuffer);
     this.#view = new DataView(memory.buffer);
   }
 
   #refresh(): void {
-    if (this.#u8.buffer !== this.#memory.buffer) {
-      this.#u8 = new Uint8Array(this.#memory.buffer);
+    // Growth detaches the old buffer, and a view of a detached buffer has length 0. (Reading
+    // memory.buffer costs a runtime call; the length check does not. A zero-page memory is
+    // re-read each time, which is correct, merely slower.)
+    if (this.#u8.length === 0) {
+      this.#u8 = Buffer.from(this.#memory.buffer as ArrayBuffer);
       this.#view = new DataView(this.#memory.buffer);
     }
   }
@@ -34,7 +36,8 @@ export class GuestMemory {
   }
 
   get size(): number {
-    return this.#memory.buffer.byteLength;
+    this.#refresh();
+    return this.#u8.length;
   }
 
   #check(ptr: number, len: number): void {
@@ -49,7 +52,8 @@ export class GuestMemory {
     ptr >>>= 0;
     len >>>= 0;
     this.#check(ptr, len);
-    return this.#u8.subarray(ptr, ptr + len);
+    // A plain Uint8Array, not a Buffer: Buffer's slice() would not copy.
+    return new Uint8Array(this.#u8.buffer, ptr, len);
   }
 
   /** A copy of guest bytes. */
@@ -58,7 +62,17 @@ export class GuestMemory {
   }
 
   string(ptr: number, len: number): string {
-    return utf8.decode(this.view(ptr, len));
+    ptr >>>= 0;
+    len >>>= 0;
+    this.#check(ptr, len);
+    return this.#u8.toString('utf8', ptr, ptr + len);
+  }
+
+  /** Writes `value` as UTF-8 at `ptr`; `byteLength` must be Buffer.byteLength(value). */
+  writeString(ptr: number, value: string, byteLength: number): void {
+    ptr >>>= 0;
+    this.#check(ptr, byteLength);
+    this.#u8.write(value, ptr, byteLength, 'utf8');
   }
 
   write(ptr: number, bytes: Uint8Array): void {
