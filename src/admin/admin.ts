@@ -1,7 +1,8 @@
 // The admin listener (Envoy's localhost:15000 subset): /ready, /server_info, /config_dump,
 // /clusters, /stats/prometheus, POST /logging, /reload, /drain_listeners, /healthcheck/*,
 // /quitquitquit. Mutations are POST-only. It runs in the supervisor and merges what the workers
-// report (snapshots), so it answers even while a worker is busy or restarting.
+// report (snapshots), so it answers even while a worker is busy or restarting. POST
+// /faults/crash_worker exists only when the process runs with WASMGATE_TEST_FAULTS=1 (tests).
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { AggregatorRegistry } from 'prom-client';
@@ -9,6 +10,8 @@ import type { LogLevels, LogLevelsState } from '../observability/logger.ts';
 import { type PluginStatus, renderPluginMetrics, renderPluginStatus } from '../observability/plugin-metrics.ts';
 import type { ListenerSummary } from '../server/gateway.ts';
 import type { ClusterSnapshot, WorkerSnapshot } from '../server/snapshot.ts';
+import { FAULT_KINDS, FAULT_TIMES, testFaultsEnabled, type WorkerStatus } from '../server/supervisor.ts';
+import type { WorkerFault } from '../server/worker.ts';
 import { Readiness } from './health.ts';
 import { parseRefresh, renderAdminPage } from './page.ts';
 
@@ -18,7 +21,14 @@ export interface AdminBackend {
   readonly summaries: ListenerSummary[];
   readonly pluginNames: string[];
   setLevels(levels: LogLevelsState): Promise<void>;
+  /** Each worker position: live, starting or restarting, and its restart count. */
+  workers(): WorkerStatus[];
+  /** Test-only: makes a worker die (only reachable with WASMGATE_TEST_FAULTS=1). */
+  injectFault(worker: number, fault: WorkerFault): Promise<void>;
 }
+
+/** The test-only fault injection endpoint (WASMGATE_TEST_FAULTS=1; otherwise 404). */
+const FAULT_PATH = '/faults/crash_worker';
 
 export interface AdminOptions {
   host: string;
@@ -45,6 +55,7 @@ export class AdminServer {
   readonly #levels: LogLevels;
   readonly #options: AdminOptions;
   readonly #readiness: Readiness;
+  readonly #faults = testFaultsEnabled();
   onQuit: (() => void) | undefined;
   onReload: (() => Promise<{ ok: boolean; message: string }>) | undefined;
   onDrain: (() => void) | undefined;
@@ -86,7 +97,7 @@ export class AdminServer {
   #handle(req: http.IncomingMessage, res: http.ServerResponse): void {
     const url = new URL(req.url ?? '/', 'http://admin');
     const path = url.pathname;
-    if (MUTATIONS.has(path) && req.method !== 'POST') {
+    if ((MUTATIONS.has(path) || (this.#faults && path === FAULT_PATH)) && req.method !== 'POST') {
       this.#send(
         res,
         405,
@@ -204,6 +215,13 @@ export class AdminServer {
         this.#send(res, 200, 'OK\n');
         this.onQuit?.();
         return;
+      case FAULT_PATH:
+        if (this.#faults) {
+          this.#fault(url, res);
+          return;
+        }
+        this.#send(res, 404, 'not found\n');
+        return;
       default:
         this.#send(res, 404, 'not found\n');
     }
@@ -213,7 +231,29 @@ export class AdminServer {
     const snaps = await this.#backend.snapshots();
     const istio = await AggregatorRegistry.aggregate(snaps.map((s) => s.istioMetrics)).metrics();
     return (
-      istio + renderPluginStatus(mergePluginStatus(snaps)) + renderPluginMetrics(snaps.flatMap((s) => s.pluginMetrics))
+      istio +
+      renderPluginStatus(mergePluginStatus(snaps)) +
+      renderPluginMetrics(snaps.flatMap((s) => s.pluginMetrics)) +
+      renderWorkerMetrics(this.#backend.workers())
+    );
+  }
+
+  /** POST /faults/crash_worker?worker=K&kind=throw|exit&at=now|drain|close (tests only). */
+  #fault(url: URL, res: http.ServerResponse): void {
+    const worker = Number(url.searchParams.get('worker') ?? '0');
+    const kind = (url.searchParams.get('kind') ?? 'throw') as WorkerFault['kind'];
+    const at = (url.searchParams.get('at') ?? 'now') as WorkerFault['at'];
+    if (!Number.isInteger(worker) || !FAULT_KINDS.includes(kind) || !FAULT_TIMES.includes(at)) {
+      this.#send(
+        res,
+        400,
+        `expected worker=N, kind=${FAULT_KINDS.join('|')}, at=${FAULT_TIMES.join('|')}; got ${url.search}\n`,
+      );
+      return;
+    }
+    this.#backend.injectFault(worker, { kind, at }).then(
+      () => this.#send(res, 200, `worker ${worker}: ${kind} ${at === 'now' ? 'injected' : `armed for ${at}`}\n`),
+      (err: Error) => this.#send(res, 409, `${err.message}\n`),
     );
   }
 
@@ -242,6 +282,19 @@ export class AdminServer {
     const first = snaps[0];
     return {
       workers: snaps.length,
+      // Every worker position, live or being replaced, with what its current thread has served.
+      worker_threads: this.#backend.workers().map((w) => {
+        const snap = snaps.find((s) => s.worker === w.worker);
+        return {
+          worker: w.worker,
+          state: w.state,
+          thread_id: w.threadId,
+          restarts: w.restarts,
+          last_exit: w.lastExit,
+          downstream_cx_active: snap?.connections,
+          downstream_rq_total: snap && requestsByCode(snap),
+        };
+      }),
       listeners: (first?.summaries ?? this.#backend.summaries).map((l) => ({
         name: l.name,
         port: l.port,
@@ -262,6 +315,31 @@ export class AdminServer {
       })),
     };
   }
+}
+
+/** Requests one worker answered (since its thread started), by response code. */
+function requestsByCode(snap: WorkerSnapshot): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const m of snap.istioMetrics) {
+    if (m.name !== 'istio_requests_total') continue;
+    for (const v of m.values) {
+      const code = String(v.labels.response_code ?? '0');
+      out[code] = (out[code] ?? 0) + v.value;
+    }
+  }
+  return out;
+}
+
+/** Worker restarts (crash containment) and which positions serve now. */
+function renderWorkerMetrics(workers: WorkerStatus[]): string {
+  return `${[
+    '# HELP wasmgate_worker_restarts_total Worker threads replaced after one died (crash containment)',
+    '# TYPE wasmgate_worker_restarts_total counter',
+    ...workers.map((w) => `wasmgate_worker_restarts_total{worker="${w.worker}"} ${w.restarts}`),
+    '# HELP wasmgate_worker_live 1 when the worker position has a thread serving, 0 while it is replaced',
+    '# TYPE wasmgate_worker_live gauge',
+    ...workers.map((w) => `wasmgate_worker_live{worker="${w.worker}"} ${w.state === 'live' ? 1 : 0}`),
+  ].join('\n')}\n`;
 }
 
 /** Plugin health and failStrategy counters summed over workers (failed if failed on any). */
@@ -348,6 +426,7 @@ function envoyStats(snaps: WorkerSnapshot[], live: boolean): [string, number][] 
       add(`cluster.${c.name}.upstream_rq_total`, c.total);
       add(`cluster.${c.name}.upstream_rq_active`, c.active);
       add(`cluster.${c.name}.upstream_rq_pending_overflow`, c.overflows);
+      add(`cluster.${c.name}.upstream_cx_overflow`, c.cxOverflows);
       add(`cluster.${c.name}.outlier_detection.ejections_total`, c.ejections);
       add(`cluster.${c.name}.upstream_rq_retry`, c.retries);
       out.set(`cluster.${c.name}.membership_total`, c.endpoints.length);

@@ -1,7 +1,9 @@
 // A worker thread: its own listeners (sharing the ports through SO_REUSEPORT), its own Wasm VMs
 // (one per plugin, as Envoy's worker threads), its own clusters. The supervisor talks to it by
-// messages: snapshot (admin), reload, drain, connections, levels, close.
+// messages: snapshot (admin), reload, drain, connections, levels, close; and, only when the
+// process runs with WASMGATE_TEST_FAULTS=1 (tests), fault: die on purpose (docs/design.md).
 import { parentPort, workerData } from 'node:worker_threads';
+import { formatProblem } from '../config/format.ts';
 import { loadConfig } from '../config/load.ts';
 import { configureFetch, type FetchOptions } from '../fetch/index.ts';
 import { createLogger, LogLevels, type LogLevelsState } from '../observability/logger.ts';
@@ -9,6 +11,7 @@ import { useSharedState } from '../shared-state/backend.ts';
 import { connectSharedState, type SharedStateInit } from '../shared-state/cross-thread.ts';
 import { Gateway, type GatewayOptions } from './gateway.ts';
 import { snapshotOf } from './snapshot.ts';
+import { TEST_FAULTS_ENV, testFaultsEnabled } from './supervisor.ts';
 
 export interface WorkerInit {
   index: number;
@@ -19,6 +22,16 @@ export interface WorkerInit {
   fetch: Omit<FetchOptions, 'log'>;
   /** The supervisor's shared data and queues (shared memory and a notification port). */
   sharedState: SharedStateInit;
+  /** The proxy is draining (a replacement started during a drain): drain from the start. */
+  draining: boolean;
+}
+
+/** Test-only faults (WASMGATE_TEST_FAULTS=1): how the worker dies, and when. */
+export interface WorkerFault {
+  /** throw: an uncaught exception; exit: process.exit() in the worker. */
+  kind: 'throw' | 'exit';
+  /** now, or when the supervisor next asks this worker to drain or to close. */
+  at: 'now' | 'drain' | 'close';
 }
 
 export type WorkerRequest =
@@ -27,7 +40,8 @@ export type WorkerRequest =
   | { op: 'drain' }
   | { op: 'connections' }
   | { op: 'levels'; levels: LogLevelsState }
-  | { op: 'close' };
+  | { op: 'close' }
+  | { op: 'fault'; fault: WorkerFault };
 
 export type WorkerMessage =
   | { type: 'ready'; ports: number[] }
@@ -43,7 +57,15 @@ async function main(): Promise<void> {
   levels.restore(init.levels);
   configureFetch({ ...init.fetch, log: (level, message) => logger[level](message) });
   useSharedState(connectSharedState(init.sharedState, (m) => logger.warn(m)));
+  // A replacement reads the files as they are now: if they have become invalid (a rejected
+  // reload), it refuses to start and the supervisor tries again later, as for any failed start.
   const config = await loadConfig(init.paths);
+  const errors = config.problems.filter((p) => p.severity === 'error');
+  if (errors.length > 0) {
+    const message = `${errors.length} configuration error(s), first: ${formatProblem(errors[0]!)}`;
+    port.postMessage({ type: 'failed', message } satisfies WorkerMessage);
+    return;
+  }
   let gateway: Gateway;
   try {
     gateway = await Gateway.start(config, init.options, logger, levels);
@@ -51,6 +73,14 @@ async function main(): Promise<void> {
     port.postMessage({ type: 'failed', message: (err as Error).message } satisfies WorkerMessage);
     return;
   }
+  if (init.draining) gateway.drain();
+  const armed = new Map<WorkerFault['at'], WorkerFault['kind']>();
+  const fire = (at: WorkerFault['at']) => {
+    const kind = armed.get(at);
+    if (kind === undefined) return;
+    logger.warn({ fault: kind, at }, `${TEST_FAULTS_ENV}: injected fault: ${kind}`);
+    crash(kind);
+  };
   const handle = async (req: WorkerRequest): Promise<unknown> => {
     switch (req.op) {
       case 'snapshot':
@@ -63,14 +93,23 @@ async function main(): Promise<void> {
       }
       case 'drain':
         gateway.drain();
+        fire('drain');
         return true;
       case 'connections':
         return gateway.connections;
       case 'levels':
         levels.restore(req.levels);
         return true;
-      case 'close':
-        await gateway.close();
+      case 'close': {
+        const closing = gateway.close();
+        fire('close');
+        await closing;
+        return true;
+      }
+      case 'fault':
+        if (!testFaultsEnabled()) throw new Error(`fault injection is off (${TEST_FAULTS_ENV} is not 1)`);
+        if (req.fault.at === 'now') setImmediate(() => crash(req.fault.kind));
+        else armed.set(req.fault.at, req.fault.kind);
         return true;
     }
   };
@@ -82,6 +121,19 @@ async function main(): Promise<void> {
     );
   });
   port.postMessage({ type: 'ready', ports: gateway.summaries.map((s) => s.port) } satisfies WorkerMessage);
+}
+
+/** Dies the way a real bug would: nothing here catches it. */
+function crash(kind: WorkerFault['kind']): void {
+  switch (kind) {
+    case 'throw':
+      setImmediate(() => {
+        throw new Error(`injected fault: uncaught exception (${TEST_FAULTS_ENV})`);
+      });
+      return;
+    case 'exit':
+      process.exit(70);
+  }
 }
 
 main().catch((err: Error) => {
