@@ -390,7 +390,7 @@ test('a folder loads its *.yaml and *.yml files by name, and a multi-document fi
   assert.deepEqual(config.wasmPlugins[1]?.spec.targetRefs, [
     { group: 'gateway.networking.k8s.io', kind: 'Gateway', name: 'ingressgateway' },
   ]);
-  assert.equal(config.gateways[0]?.spec.servers[1]?.tls?.credentialName, 'example-com-cert');
+  assert.equal(config.gateways[0]?.spec.servers[1]?.tls?.serverCertificate, 'certs/example-com.crt');
   assert.equal(config.virtualServices[0]?.spec.http?.[0]?.route?.[1]?.destination.subset, 'canary');
   assert.deepEqual(config.serviceEntries[0]?.spec.endpoints, [{ address: '127.0.0.1', ports: { http: 8002 } }]);
 });

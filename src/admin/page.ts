@@ -27,6 +27,7 @@ const BUILTINS: Record<string, { title: string; kind: string }> = {
 };
 
 const ROUTER = 'envoy.filters.http.router';
+const TCP_PROXY = 'envoy.filters.network.tcp_proxy';
 
 /** `?refresh=N` as a number of seconds (1..3600), or undefined. */
 export function parseRefresh(value: string | null): number | undefined {
@@ -92,7 +93,7 @@ export function renderAdminPage(snaps: WorkerSnapshot[], info: PageInfo): string
       ? '<p class="warn">No worker answered: the listeners below are from the configuration; states and counters are unknown.</p>'
       : '',
     renderListeners(listeners, byName, workers),
-    renderPlugins(plugins, workers),
+    renderPlugins(plugins, workers, networkPlugins(listeners)),
     renderClusters(workers),
     renderCounters(workers),
     '</main>',
@@ -110,19 +111,27 @@ function renderListeners(
   const out = ['<section id="listeners">', '<h2>Listeners and filter chains</h2>'];
   if (listeners.length === 0) out.push('<p class="muted">No listeners.</p>');
   for (const l of listeners) {
+    // The summary's chain: NETWORK plugins first (l.network of them), then the HTTP filters, or
+    // tcp_proxy last on a TCP listener (drawn as its terminal, where HTTP listeners have the router).
+    const tcp = l.chain.at(-1) === 'tcp_proxy';
+    const filters = tcp ? l.chain.slice(0, -1) : l.chain;
+    const network = Math.min(l.network ?? 0, filters.length);
+    const terminal = tcp
+      ? { name: TCP_PROXY, kind: 'tcp_proxy', tag: 'tcp proxy' }
+      : { name: ROUTER, kind: 'router', tag: 'router' };
     out.push(
-      `<article class="listener" data-listener="${e(l.name)}" data-port="${e(l.port)}">`,
-      `<h3>${e(l.name)} <span class="muted">port ${e(l.port)}</span></h3>`,
-      '<p class="legend"><span class="swatch builtin"></span> built-in filter <span class="swatch wasm"></span> Wasm plugin, by phase then priority (higher first)</p>',
+      `<article class="listener" data-listener="${e(l.name)}" data-port="${e(l.port)}" data-kind="${tcp ? 'tcp' : 'http'}">`,
+      `<h3>${e(l.name)} <span class="muted">port ${e(l.port)}${tcp ? ' · TCP' : ''}</span></h3>`,
+      `<p class="legend">${network > 0 ? '<span class="swatch network"></span> NETWORK plugin, on the connection\'s bytes ' : ''}${tcp ? '' : '<span class="swatch builtin"></span> built-in filter <span class="swatch wasm"></span> Wasm plugin, by phase then priority (higher first)'}</p>`,
       '<div class="flow">',
       '<span class="end">client</span><span class="arrow">→</span>',
       '<ol class="chain">',
     );
-    l.chain.forEach((name, i) => {
-      out.push(renderFilter(name, i + 1, plugins.get(name), workers));
+    filters.forEach((name, i) => {
+      out.push(renderFilter(name, i + 1, plugins.get(name), workers, i < network));
     });
     out.push(
-      `<li class="filter router" data-filter="${ROUTER}" data-kind="router"><span class="head"><span class="pos">${l.chain.length + 1}</span><span class="tag">router</span></span><span class="name">${ROUTER}</span></li>`,
+      `<li class="filter router" data-filter="${terminal.name}" data-kind="${terminal.kind}"><span class="head"><span class="pos">${filters.length + 1}</span><span class="tag">${terminal.tag}</span></span><span class="name">${terminal.name}</span></li>`,
       '</ol>',
       '<span class="arrow">→</span><span class="end">upstream</span>',
       '</div>',
@@ -140,6 +149,7 @@ function renderFilter(
   pos: number,
   plugin: PluginSnapshot | undefined,
   workers: WorkerSnapshot[],
+  network = false,
 ): string {
   const head = (tag: string) =>
     `<span class="head"><span class="pos">${pos}</span><span class="tag">${tag}</span></span>`;
@@ -157,17 +167,25 @@ function renderFilter(
   const failed = states.filter((p) => p?.failure !== undefined).length;
   const state =
     workers.length === 0 ? 'UNKNOWN' : failed === 0 ? 'ACTIVE' : failed === workers.length ? 'FAILED' : 'DEGRADED';
+  const open = network
+    ? `<li class="filter wasm network" data-filter="${e(name)}" data-kind="network" data-priority="${e(plugin.priority)}" data-state="${state}">`
+    : `<li class="filter wasm phase-${e(plugin.phase.toLowerCase())}" data-filter="${e(name)}" data-kind="wasm" data-phase="${e(plugin.phase)}" data-priority="${e(plugin.priority)}" data-state="${state}">`;
   return [
-    `<li class="filter wasm phase-${e(plugin.phase.toLowerCase())}" data-filter="${e(name)}" data-kind="wasm" data-phase="${e(plugin.phase)}" data-priority="${e(plugin.priority)}" data-state="${state}">`,
-    head('Wasm plugin'),
+    open,
+    head(network ? 'NETWORK plugin' : 'Wasm plugin'),
     `<span class="name"><a href="#plugin-${e(anchor(name))}">${e(name)}</a></span>`,
-    `<span class="detail">${e(plugin.phase)} · priority ${e(plugin.priority)} · ${e(plugin.failStrategy)}</span>`,
+    `<span class="detail">${network ? 'NETWORK' : e(plugin.phase)} · priority ${e(plugin.priority)} · ${e(plugin.failStrategy)}</span>`,
     `<span class="state ${state === 'ACTIVE' ? 'ok' : 'bad'}">${state}${workers.length > 0 && failed > 0 && failed < workers.length ? ` ${failed}/${workers.length}` : ''}</span>`,
     '</li>',
   ].join('');
 }
 
-function renderPlugins(plugins: PluginSnapshot[], workers: WorkerSnapshot[]): string {
+/** The plugins some listener runs as NETWORK filters (the first `network` entries of its chain). */
+function networkPlugins(listeners: ListenerSummary[]): Set<string> {
+  return new Set(listeners.flatMap((l) => l.chain.slice(0, l.network ?? 0)));
+}
+
+function renderPlugins(plugins: PluginSnapshot[], workers: WorkerSnapshot[], network: Set<string>): string {
   const out = ['<section id="plugins">', '<h2>Wasm plugins</h2>'];
   if (plugins.length === 0) {
     out.push('<p class="muted">No WasmPlugin applies to this proxy.</p>', '</section>');
@@ -184,7 +202,7 @@ function renderPlugins(plugins: PluginSnapshot[], workers: WorkerSnapshot[]): st
     out.push(
       `<tr id="plugin-${e(anchor(p.name))}" data-plugin="${e(p.name)}">`,
       `<td class="name">${e(p.name)}</td>`,
-      `<td>${e(p.phase)}</td>`,
+      `<td>${network.has(p.name) ? 'NETWORK' : e(p.phase)}</td>`,
       `<td class="num">${e(p.priority)}</td>`,
       `<td>${e(p.failStrategy)}</td>`,
       '<td class="module">',
@@ -362,7 +380,7 @@ function formatDuration(seconds: number): string {
 
 const STYLE = `
 :root{--fg:#1d2330;--muted:#6b7280;--line:#d9dee7;--bg:#f6f7f9;--ok:#137333;--okbg:#e6f4ea;--bad:#b3261e;--badbg:#fce8e6;
---builtin:#eef0f4;--builtin-b:#8a94a6;--wasm:#e8f0fe;--wasm-b:#1a73e8}
+--builtin:#eef0f4;--builtin-b:#8a94a6;--wasm:#e8f0fe;--wasm-b:#1a73e8;--net:#fef7e0;--net-b:#b06000}
 *{box-sizing:border-box}
 body{margin:0;font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;color:var(--fg);background:var(--bg)}
 header{background:#fff;border-bottom:1px solid var(--line);padding:12px 24px}
@@ -378,6 +396,7 @@ code,.url,.digest,.name{font-family:ui-monospace,"DejaVu Sans Mono",Menlo,Consol
 .legend{color:var(--muted);margin:0 0 8px}
 .swatch{display:inline-block;width:12px;height:12px;border-radius:2px;vertical-align:-1px;margin-left:8px}
 .swatch.builtin{background:var(--builtin);border:1px dashed var(--builtin-b)}.swatch.wasm{background:var(--wasm);border:1px solid var(--wasm-b)}
+.swatch.network{background:var(--net);border:1px solid var(--net-b)}
 .flow{display:flex;align-items:center;flex-wrap:wrap;gap:6px}
 .end{font-weight:600;color:var(--muted)}
 .arrow{color:var(--muted);font-size:18px}
@@ -393,6 +412,7 @@ ol.chain>li+li::before{content:"→";color:var(--muted);font-size:18px;position:
 .filter.builtin{background:var(--builtin);border:1px dashed var(--builtin-b)}
 .filter.wasm{background:var(--wasm);border:1px solid var(--wasm-b)}
 .filter.wasm .tag{color:var(--wasm-b)}
+.filter.wasm.network{background:var(--net);border-color:var(--net-b)}.filter.wasm.network .tag{color:var(--net-b)}
 .filter.router{background:#fff;border:1px solid var(--line)}
 .state{display:inline-block;font-size:11px;font-weight:700;padding:1px 6px;border-radius:3px}
 .state.ok{color:var(--ok);background:var(--okbg)}.state.bad{color:var(--bad);background:var(--badbg)}

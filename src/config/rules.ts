@@ -206,6 +206,11 @@ function tlsRules(out: Issues, path: Path, tls: Obj): void {
       ['credentialName', 'credentialName'],
     ] as const)
       if (has(k)) out.error([...path, k], `ISTIO_MUTUAL TLS cannot have associated ${what}`, 'key');
+    // wasmgate's own limit (Istio accepts it): the listener could not be built.
+    out.error(
+      [...path, 'mode'],
+      "tls.mode ISTIO_MUTUAL needs Istio's mesh certificates, which wasmgate does not have; use SIMPLE or MUTUAL with files",
+    );
     return;
   }
   if (mode === 'PASSTHROUGH' || mode === 'AUTO_PASSTHROUGH') {
@@ -213,6 +218,20 @@ function tlsRules(out: Issues, path: Path, tls: Obj): void {
       out.warn([...path, 'mode'], `${mode} mode does not use certificates, they will be ignored`, 'key');
     return;
   }
+  // wasmgate's own limits (Istio accepts these): standalone, certificates come from files only.
+  for (const k of ['credentialName', 'credentialNames'])
+    if (has(k) || list(tls[k]).length > 0)
+      out.error(
+        [...path, k],
+        `tls.${k} ${k === 'credentialName' ? 'refers to a Kubernetes secret' : 'refer to Kubernetes secrets'}; standalone, give serverCertificate and privateKey file paths`,
+        'key',
+      );
+  if (list(tls.tlsCertificates).length > 0 && !(has('serverCertificate') && has('privateKey')))
+    out.error(
+      [...path, 'tlsCertificates'],
+      'tls.tlsCertificates is not read by wasmgate; give serverCertificate and privateKey file paths',
+      'key',
+    );
   const remote = has('credentialName') || list(tls.credentialNames).length > 0 || list(tls.tlsCertificates).length > 0;
   if (!remote) {
     if (!has('serverCertificate'))

@@ -27,6 +27,7 @@ export function planL4(
   httpPlans: readonly ListenerPlan[] = [],
 ): L4Plan {
   const plans = planTcpListeners(config, options.labels);
+  portConflicts(plans, httpPlans);
   const identity = (of: readonly ListenerPlan[]): ProxyIdentity => ({
     namespace: options.namespace,
     labels: options.labels,
@@ -45,6 +46,29 @@ export function planL4(
     list.map((plugin): ChainEntry => ({ kind: 'wasm', plugin })),
   );
   return { listeners, http, entries };
+}
+
+/** A server by its protocol, with the TLS mode of an HTTPS or TLS server (absent: PASSTHROUGH). */
+function serverLabel(server: ListenerPlan['servers'][number]['server']): string {
+  const protocol = String(server.port.protocol).toUpperCase();
+  return protocol === 'HTTPS' || protocol === 'TLS' ? `${protocol} ${server.tls?.mode ?? 'PASSTHROUGH'}` : protocol;
+}
+
+/**
+ * One port, one listener: a port that both an HTTP listener (HTTP, HTTPS terminated, ...) and an
+ * L4 listener (TCP, TLS, HTTPS PASSTHROUGH) would open is an error, thrown here so that `validate`,
+ * the start and a reload all refuse it. (Istio can split such a port by SNI into filter chains of
+ * both kinds; wasmgate cannot, and two sockets on one port would share its connections at random.)
+ */
+function portConflicts(l4: readonly ListenerPlan[], http: readonly ListenerPlan[]): void {
+  for (const plan of l4) {
+    const other = http.find((h) => h.port === plan.port && h.port !== 0);
+    if (!other) continue;
+    const names = (p: ListenerPlan) => [...new Set(p.servers.map((s) => serverLabel(s.server)))].join(', ');
+    throw new Error(
+      `port ${plan.port}: Gateway servers for HTTP (${names(other)}) and for TCP (${names(plan)}) on one port; wasmgate opens one listener per port: move one of them to another port (gateways ${[...new Set([...other.gateways, ...plan.gateways])].join(', ')})`,
+    );
+  }
 }
 
 /** The NETWORK filters beneath the HTTP listener on `port`, or undefined when it has none. */
@@ -93,11 +117,14 @@ export function networkEntryLabel(p: Resource<WasmPluginSpec>): string {
   return `${p.metadata.namespace}.${p.metadata.name} (NETWORK, priority ${p.spec.priority})`;
 }
 
-/** What an L4 listener's servers speak: TCP (or MONGO, ...), TLS passthrough, TLS SIMPLE / MUTUAL (terminated). */
+/**
+ * What an L4 listener's servers speak: TCP (or MONGO, ...), TLS or HTTPS passthrough, TLS SIMPLE /
+ * MUTUAL (terminated).
+ */
 function l4Protocols(plan: TcpListenerPlan): string {
   const names = plan.servers.map(({ server }) => {
     const mode = l4TlsMode(server);
-    if (mode === 'passthrough') return 'TLS passthrough';
+    if (mode === 'passthrough') return `${String(server.port.protocol).toUpperCase()} passthrough`;
     if (mode === 'terminate') return `TLS ${String(server.tls?.mode)} terminated`;
     return String(server.port.protocol).toUpperCase();
   });
@@ -118,6 +145,7 @@ export function l4Summary(c: TcpListenerConfig, port: number) {
     name: c.name,
     port,
     chain: [...c.filters.map((f) => f.name), 'tcp_proxy'],
+    network: c.filters.length,
     routes: c.routes.map((r) => r.name),
   };
 }

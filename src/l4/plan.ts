@@ -1,5 +1,6 @@
 // L4 listeners from Istio config: Gateway servers with protocol TCP, TLS passthrough (routed by
-// SNI) and TLS terminated here (SIMPLE / MUTUAL, then routed as TCP), and the VirtualService
+// SNI; also HTTPS with mode PASSTHROUGH, as Istio builds the same filter chain for it) and TLS
+// terminated here (SIMPLE / MUTUAL, then routed as TCP), and the VirtualService
 // `tcp[]` / `tls[]` routes bound to them, to clusters.
 import { parseDurationMs } from '../config/duration.ts';
 import type { LoadedConfig, Resource } from '../config/types.ts';
@@ -10,20 +11,30 @@ import {
   findDestinationRule,
   fqdn,
   type ListenerPlan,
+  passesTlsThrough,
   planGatewayPorts,
 } from '../server/routes.ts';
 
 type AnyRecord = Record<string, unknown>;
 
-/** Server protocols served by the L4 listener. */
+/** Server protocols served by the L4 listener (and HTTPS with a passthrough mode: isL4Server). */
 export const L4_PROTOCOLS = new Set(['TCP', 'TLS', 'MONGO', 'REDIS', 'MYSQL']);
 
 /** Same shape as the HTTP listener plan: a port, its gateways and their servers. */
 export type TcpListenerPlan = ListenerPlan;
 
+/**
+ * Whether a Gateway server belongs to an L4 listener: TCP (and MONGO, ...), TLS, and HTTPS whose
+ * mode passes TLS through (Istio routes it by `tls[]` and SNI, exactly as TLS PASSTHROUGH).
+ */
+export function isL4Server(protocol: string, server: { tls?: unknown }): boolean {
+  const p = protocol.toUpperCase();
+  return L4_PROTOCOLS.has(p) || (p === 'HTTPS' && passesTlsThrough(server));
+}
+
 /** Gateways whose selector picks this proxy, and the TCP / TLS ports their servers open. */
 export function planTcpListeners(config: LoadedConfig, labels: Record<string, string>): TcpListenerPlan[] {
-  return planGatewayPorts(config, labels, (protocol) => L4_PROTOCOLS.has(protocol));
+  return planGatewayPorts(config, labels, isL4Server);
 }
 
 /** The TLS mode of an L4 server: undefined (plain TCP), 'passthrough', or 'terminate' (SIMPLE, MUTUAL, ...). */
@@ -31,9 +42,10 @@ export function l4TlsMode(server: {
   port: { protocol?: unknown };
   tls?: { mode?: unknown };
 }): 'passthrough' | 'terminate' | undefined {
-  if (String(server.port.protocol).toUpperCase() !== 'TLS') return undefined;
-  const mode = String(server.tls?.mode ?? 'PASSTHROUGH');
-  return mode === 'PASSTHROUGH' || mode === 'AUTO_PASSTHROUGH' ? 'passthrough' : 'terminate';
+  const protocol = String(server.port.protocol).toUpperCase();
+  if (protocol === 'HTTPS') return passesTlsThrough(server) ? 'passthrough' : undefined;
+  if (protocol !== 'TLS') return undefined;
+  return passesTlsThrough({ tls: server.tls ?? {} }) ? 'passthrough' : 'terminate';
 }
 
 export interface TcpDestination {

@@ -59,7 +59,10 @@ export interface GatewayOptions {
 export interface ListenerSummary {
   name: string;
   port: number;
+  /** The filters in the order bytes meet them: NETWORK plugins first, then the HTTP filters (or tcp_proxy). */
   chain: string[];
+  /** How many of `chain`'s first entries are NETWORK plugins (absent: none). */
+  network?: number;
   routes: string[];
 }
 
@@ -282,7 +285,15 @@ export class Gateway {
         limits: options.limits,
         network: httpNetworkFilters(l4, plan.port, networkFilter),
       };
-      const summary = { name, port: plan.port, chain: chain.map((f) => f.name), routes: routes.map((r) => r.name) };
+      // The run log and the admin page show the NETWORK plugins first, as `validate` does.
+      const network = (listenerConfig.network ?? []).map((f) => f.name);
+      const summary: ListenerSummary = {
+        name,
+        port: plan.port,
+        chain: [...network, ...chain.map((f) => f.name)],
+        network: network.length,
+        routes: routes.map((r) => r.name),
+      };
       return { plan, config: listenerConfig, summary };
     });
     const tcp = buildL4(l4, config, clusters, options, networkFilter);

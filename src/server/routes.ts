@@ -40,12 +40,30 @@ export interface ListenerPlan {
   servers: { server: GatewayServer; dir: string }[];
 }
 
-/** Server protocols served by the HTTP listener (TCP and TLS passthrough belong to L4). */
+/**
+ * Server protocols served by the HTTP listener. TCP and TLS belong to L4 (src/l4/plan.ts), and so
+ * does HTTPS with `tls.mode` PASSTHROUGH or AUTO_PASSTHROUGH: it is TLS passthrough routed by SNI.
+ */
 const HTTP_LISTENER_PROTOCOLS = new Set(['HTTP', 'HTTP2', 'HTTPS', 'GRPC']);
+
+/**
+ * Whether a Gateway server's `tls` passes the TLS bytes through: mode PASSTHROUGH or
+ * AUTO_PASSTHROUGH, or no mode (Istio's default is PASSTHROUGH). Servers without `tls` do not.
+ */
+export function passesTlsThrough(server: { tls?: unknown }): boolean {
+  const tls = server.tls;
+  if (typeof tls !== 'object' || tls === null) return false;
+  const mode = String((tls as { mode?: unknown }).mode ?? 'PASSTHROUGH');
+  return mode === 'PASSTHROUGH' || mode === 'AUTO_PASSTHROUGH';
+}
 
 /** Gateways whose selector picks this proxy, and the HTTP ports their servers open. */
 export function planListeners(config: LoadedConfig, labels: Record<string, string>): ListenerPlan[] {
-  return planGatewayPorts(config, labels, (protocol) => HTTP_LISTENER_PROTOCOLS.has(protocol));
+  return planGatewayPorts(
+    config,
+    labels,
+    (protocol, server) => HTTP_LISTENER_PROTOCOLS.has(protocol) && !(protocol === 'HTTPS' && passesTlsThrough(server)),
+  );
 }
 
 /**
