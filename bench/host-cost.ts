@@ -110,25 +110,31 @@ const plugin = {
   skipped: () => {},
   rejected: () => {},
 };
+/** A small GET as the listener makes it (`allow: true` lets the Rust header plugin pass it). */
+function newStream(): HttpStream {
+  return new HttpStream(
+    new HeaderMap([
+      [':method', 'GET'],
+      [':path', '/get'],
+      [':authority', 'bench'],
+      ['user-agent', 'bench'],
+      ['allow', 'true'],
+    ]),
+    newStreamInfo({
+      requestId: 'r',
+      protocol: 'HTTP/1.1',
+      downstreamRemoteAddress: '127.0.0.1',
+      downstreamRemotePort: 1,
+      downstreamLocalAddress: '127.0.0.1',
+      downstreamLocalPort: 2,
+      connectionId: 1,
+    }),
+  );
+}
+
 function runRequests(chain: FilterFactory[]): number {
   const run = () => {
-    const stream = new HttpStream(
-      new HeaderMap([
-        [':method', 'GET'],
-        [':path', '/get'],
-        [':authority', 'bench'],
-        ['user-agent', 'bench'],
-      ]),
-      newStreamInfo({
-        requestId: 'r',
-        protocol: 'HTTP/1.1',
-        downstreamRemoteAddress: '127.0.0.1',
-        downstreamRemotePort: 1,
-        downstreamLocalAddress: '127.0.0.1',
-        downstreamLocalPort: 2,
-        connectionId: 1,
-      }),
-    );
+    const stream = newStream();
     let manager: FilterManager;
     const upstream: UpstreamRequest = {
       sendHeaders: () => manager.encodeHeaders(200, new HeaderMap([['content-length', '0']]), true),
@@ -173,24 +179,7 @@ function inFlight(chain: FilterFactory[], total: number): Promise<{ ns: number; 
     const c0 = process.cpuUsage();
     const one = () => {
       started++;
-      const stream = new HttpStream(
-        new HeaderMap([
-          [':method', 'GET'],
-          [':path', '/get'],
-          [':authority', 'bench'],
-          ['user-agent', 'bench'],
-          ['allow', 'true'],
-        ]),
-        newStreamInfo({
-          requestId: 'r',
-          protocol: 'HTTP/1.1',
-          downstreamRemoteAddress: '127.0.0.1',
-          downstreamRemotePort: 1,
-          downstreamLocalAddress: '127.0.0.1',
-          downstreamLocalPort: 2,
-          connectionId: 1,
-        }),
-      );
+      const stream = newStream();
       let manager: FilterManager;
       const upstream: UpstreamRequest = {
         sendHeaders: () =>

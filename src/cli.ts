@@ -376,7 +376,6 @@ async function run(paths: string[], values: ReturnType<typeof parse>['values']):
       );
     }
   };
-  listening();
 
   // ---- hot reload: file changes, SIGHUP, POST /reload ----
   const watchedPaths = (config: LoadedConfig) => [
@@ -388,6 +387,8 @@ async function run(paths: string[], values: ReturnType<typeof parse>['values']):
     : new ChangeWatcher((files) => void reload(`changed: ${files.join(', ')}`));
   watcher?.set(watchedPaths(config));
   closers.unshift(async () => watcher?.close());
+  // Logged once the files are watched: an edit made after this line is seen.
+  listening();
   const reload = async (why: string): Promise<{ ok: boolean; message: string }> => {
     const next = await loadConfig(paths);
     const errors = next.problems.filter((p) => p.severity === 'error');
