@@ -1,6 +1,6 @@
 // Raw-socket tools for the hardening tests: send exact bytes to the proxy and read back exactly
-// what it answered (and whether it closed the connection), and a recording upstream that keeps
-// every request it received as it arrived on the wire.
+// what it answered (and whether it closed the connection), a recording upstream that keeps
+// every request it received as it arrived on the wire, and the policy that denies /admin*.
 import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 
@@ -106,41 +106,60 @@ export interface SeenRequest {
   body: string;
 }
 
+/** A request head as the upstream received it, whether or not its body completed. */
+export interface SeenHead {
+  method: string;
+  url: string;
+}
+
 export interface RecordingUpstream {
   port: number;
-  /** Every request received so far, in order. */
+  /** Every complete request (head and body) received so far, in order. */
   seen: SeenRequest[];
+  /** Every request head, at arrival. */
+  heads: SeenHead[];
   /** Connections accepted so far. */
   connections: number;
+  /** Forgets the requests and heads seen so far. */
   reset(): void;
   close(): Promise<void>;
 }
 
-/** An upstream that records each request (head and body) and answers 200 `ok`. */
-export function startRecordingUpstream(): Promise<RecordingUpstream> {
+/**
+ * An upstream that records each request (head and body) and answers 200 `ok`. With
+ * `insecureHTTPParser`, its parser is lenient, as many non-Node backends are.
+ */
+export function startRecordingUpstream(opts: { insecureHTTPParser?: boolean } = {}): Promise<RecordingUpstream> {
   const seen: SeenRequest[] = [];
-  const server = http.createServer({ maxHeaderSize: 256 * 1024 }, (req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (d: Buffer) => chunks.push(d));
-    req.on('end', () => {
-      seen.push({
-        method: req.method ?? '',
-        url: req.url ?? '',
-        httpVersion: req.httpVersion,
-        rawHeaders: req.rawHeaders,
-        headers: req.headers,
-        body: Buffer.concat(chunks).toString('latin1'),
+  const heads: SeenHead[] = [];
+  const server = http.createServer(
+    { maxHeaderSize: 256 * 1024, ...(opts.insecureHTTPParser ? { insecureHTTPParser: true } : {}) },
+    (req, res) => {
+      heads.push({ method: req.method ?? '', url: req.url ?? '' });
+      const chunks: Buffer[] = [];
+      req.on('data', (d: Buffer) => chunks.push(d));
+      req.on('end', () => {
+        seen.push({
+          method: req.method ?? '',
+          url: req.url ?? '',
+          httpVersion: req.httpVersion,
+          rawHeaders: req.rawHeaders,
+          headers: req.headers,
+          body: Buffer.concat(chunks).toString('latin1'),
+        });
+        res.writeHead(200, { 'content-type': 'text/plain', 'content-length': '2' });
+        res.end('ok');
       });
-      res.writeHead(200, { 'content-type': 'text/plain', 'content-length': '2' });
-      res.end('ok');
-    });
-  });
+    },
+  );
   const up: RecordingUpstream = {
     port: 0,
     seen,
+    heads,
     connections: 0,
     reset: () => {
       seen.length = 0;
+      heads.length = 0;
     },
     close: () =>
       new Promise((r) => {
@@ -157,6 +176,24 @@ export function startRecordingUpstream(): Promise<RecordingUpstream> {
       resolve(up);
     });
   });
+}
+
+/**
+ * An AuthorizationPolicy `deny-admin` on the ingress gateway (a YAML document starting with
+ * `---`) that denies /admin* and, with `operations`, the requests matching any of them (flow-style
+ * YAML, e.g. `{hosts: ["evil.example"]}`).
+ */
+export function denyAdminPolicy(...operations: string[]): string {
+  return `---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: deny-admin, namespace: istio-system}
+spec:
+  selector: {matchLabels: {istio: ingressgateway}}
+  action: DENY
+  rules:
+  - to: [{operation: {paths: ["/admin*"]}}]
+${operations.map((o) => `  - to: [{operation: ${o}}]\n`).join('')}`;
 }
 
 /** The proxy's admin /stats as name -> number. */

@@ -17,17 +17,9 @@ import {
 } from '../helpers/attack-cases.ts';
 import { type NaiveProxy, startNaiveProxy } from '../helpers/naive-proxy.ts';
 import { gatewayYaml, ROOT, type RunningProxy, startProxy, tempConfig } from '../helpers/proxy.ts';
+import { denyAdminPolicy } from './hardening-helpers.ts';
 
-const POLICY = `---
-apiVersion: security.istio.io/v1
-kind: AuthorizationPolicy
-metadata: {name: deny-admin, namespace: istio-system}
-spec:
-  selector: {matchLabels: {istio: ingressgateway}}
-  action: DENY
-  rules:
-  - to: [{operation: {paths: ["/admin*"]}}]
-`;
+const POLICY = denyAdminPolicy();
 
 let up: AttackUpstream;
 let proxy: RunningProxy;

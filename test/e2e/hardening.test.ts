@@ -5,8 +5,10 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
+import { BAD_CHUNK_BODIES } from '../helpers/attack-cases.ts';
 import { gatewayYaml, type RunningProxy, startProxy, tempConfig } from '../helpers/proxy.ts';
 import {
+  denyAdminPolicy,
   type RawResponse,
   type RecordingUpstream,
   rawRequest,
@@ -14,17 +16,7 @@ import {
   startRecordingUpstream,
 } from './hardening-helpers.ts';
 
-const POLICY = `---
-apiVersion: security.istio.io/v1
-kind: AuthorizationPolicy
-metadata: {name: deny-admin, namespace: istio-system}
-spec:
-  selector: {matchLabels: {istio: ingressgateway}}
-  action: DENY
-  rules:
-  - to: [{operation: {paths: ["/admin*"]}}]
-  - to: [{operation: {hosts: ["evil.example"]}}]
-`;
+const POLICY = denyAdminPolicy('{hosts: ["evil.example"]}');
 
 let up: RecordingUpstream;
 let proxy: RunningProxy;
@@ -116,15 +108,7 @@ describe('C.5 HTTP/1 framing and smuggling', () => {
   });
 
   test('#7 bad chunk syntax (0x5, +5, " 5", 5Z, bare CR/LF terminators, CR in chunk-ext) -> 400', async () => {
-    for (const body of [
-      '0x5\r\nhello\r\n0\r\n\r\n',
-      '+5\r\nhello\r\n0\r\n\r\n',
-      ' 5\r\nhello\r\n0\r\n\r\n',
-      '5Z\r\nhello\r\n0\r\n\r\n',
-      '5\nhello\n0\n\n',
-      '5\rhello\r0\r\r',
-      '5;a=b\rc\r\nhello\r\n0\r\n\r\n',
-    ])
+    for (const body of BAD_CHUNK_BODIES)
       await refused(`POST / HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\n\r\n${body}`, 400);
   });
 

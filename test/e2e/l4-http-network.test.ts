@@ -14,19 +14,11 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import tls from 'node:tls';
 import { makePki, type TestPki } from '../helpers/certs.ts';
-import { gatewayYaml, ROOT, type RunningProxy, startProxy, tempConfig, wasmPluginYaml } from '../helpers/proxy.ts';
-import { freePort, waitFor } from './tcp-helpers.ts';
+import { gatewayYaml, ROOT, type RunningProxy, startProxy, tempConfig } from '../helpers/proxy.ts';
+import { freePort, networkPlugin, waitFor } from './tcp-helpers.ts';
 
 const GO_PLUGIN = join(ROOT, 'plugins/network-go/plugin.wasm');
 const RUST_PLUGIN = join(ROOT, 'plugins/network-rust/plugin.wasm');
-
-function networkPlugin(name: string, path: string, config: string, port: number): string {
-  return `---\n${wasmPluginYaml({
-    name,
-    url: `file://${path}`,
-    extra: `  type: NETWORK\n  match:\n  - ports: [{number: ${port}}]\n  pluginConfig: ${config}\n`,
-  })}`;
-}
 
 interface Seen {
   method: string;
@@ -232,6 +224,37 @@ async function goTotals(
   return { down: Number(m[1]), up: Number(m[2]), lines };
 }
 
+/**
+ * GETs `paths` at once on one HTTP/2 connection to `url`, then closes it: the statuses, and the
+ * client's port (which names the connection in network-go's log).
+ */
+async function h2Gets(
+  url: string,
+  paths: string[],
+  opts: http2.SecureClientSessionOptions = {},
+): Promise<{ statuses: number[]; clientPort: number }> {
+  const session = http2.connect(url, opts);
+  try {
+    const statuses = await Promise.all(
+      paths.map(
+        (path) =>
+          new Promise<number>((resolve, reject) => {
+            const s = session.request({ ':path': path });
+            s.on('response', (h) => resolve(Number(h[':status'])));
+            s.on('error', reject);
+            s.resume();
+          }),
+      ),
+    );
+    const clientPort = (session.socket as net.Socket).localPort!;
+    session.close();
+    return { statuses, clientPort };
+  } catch (err) {
+    session.destroy();
+    throw err;
+  }
+}
+
 describe('NETWORK plugins on HTTP listeners', () => {
   let upstream: Awaited<ReturnType<typeof recordingUpstream>>;
   let proxy: RunningProxy;
@@ -271,10 +294,10 @@ describe('NETWORK plugins on HTTP listeners', () => {
     ].join('\n');
     const yaml =
       gatewayYaml(upstream.port, '', { servers }) +
-      networkPlugin('count', GO_PLUGIN, '{}', countPort) +
-      networkPlugin('count-tls', GO_PLUGIN, '{}', tlsPort) +
-      networkPlugin('upper', RUST_PLUGIN, '{"uppercase": true, "line_buffered": true}', upperPort) +
-      networkPlugin('quit', RUST_PLUGIN, '{"close_on": "QUIT"}', closePort);
+      networkPlugin('count', GO_PLUGIN, countPort, '{}') +
+      networkPlugin('count-tls', GO_PLUGIN, tlsPort, '{}') +
+      networkPlugin('upper', RUST_PLUGIN, upperPort, '{"uppercase": true, "line_buffered": true}') +
+      networkPlugin('quit', RUST_PLUGIN, closePort, '{"close_on": "QUIT"}');
     proxy = await startProxy(
       ['-c', tempConfig({ 'gateway.yaml': yaml }), '--component-log-level', 'wasm:info'],
       30_000,
@@ -354,42 +377,19 @@ describe('NETWORK plugins on HTTP listeners', () => {
   });
 
   test('HTTP/2 over TLS (ALPN h2) runs through the plugin too', async () => {
-    const session = http2.connect(`https://127.0.0.1:${tlsPort}`, { ca: pki.ca, servername: 'localhost' });
-    try {
-      const one = (path: string) =>
-        new Promise<number>((resolve, reject) => {
-          const s = session.request({ ':path': path });
-          s.on('response', (h) => resolve(Number(h[':status'])));
-          s.on('error', reject);
-          s.resume();
-        });
-      assert.deepEqual(await Promise.all([one('/h2-a'), one('/h2-b')]), [200, 200]);
-      const clientPort = (session.socket as net.Socket).localPort!;
-      session.close();
-      const totals = await goTotals(proxy, 'count-tls', clientPort);
-      assert.ok(totals.down > 0 && totals.up > 0, 'the h2 frames went through the plugin');
-    } finally {
-      session.destroy();
-    }
+    const h2 = await h2Gets(`https://127.0.0.1:${tlsPort}`, ['/h2-a', '/h2-b'], {
+      ca: pki.ca,
+      servername: 'localhost',
+    });
+    assert.deepEqual(h2.statuses, [200, 200]);
+    const totals = await goTotals(proxy, 'count-tls', h2.clientPort);
+    assert.ok(totals.down > 0 && totals.up > 0, 'the h2 frames went through the plugin');
   });
   test('h2c (HTTP/2 prior knowledge) is sniffed after the plugin and served, several streams on one connection', async () => {
-    const session = http2.connect(`http://127.0.0.1:${countPort}`);
-    try {
-      const one = (path: string) =>
-        new Promise<number>((resolve, reject) => {
-          const s = session.request({ ':path': path });
-          s.on('response', (h) => resolve(Number(h[':status'])));
-          s.on('error', reject);
-          s.resume();
-        });
-      assert.deepEqual(await Promise.all([one('/h2c-a'), one('/h2c-b'), one('/h2c-c')]), [200, 200, 200]);
-      const clientPort = (session.socket as net.Socket).localPort!;
-      session.close();
-      const totals = await goTotals(proxy, 'count', clientPort);
-      assert.ok(totals.down > 0 && totals.up > 0, 'the h2 frames went through the plugin');
-    } finally {
-      session.destroy();
-    }
+    const h2 = await h2Gets(`http://127.0.0.1:${countPort}`, ['/h2c-a', '/h2c-b', '/h2c-c']);
+    assert.deepEqual(h2.statuses, [200, 200, 200]);
+    const totals = await goTotals(proxy, 'count', h2.clientPort);
+    assert.ok(totals.down > 0 && totals.up > 0, 'the h2 frames went through the plugin');
   });
 
   test('network-rust upper-cases the request bytes: the upstream sees an upper-case path, header value and body', async () => {
@@ -456,18 +456,8 @@ describe('NETWORK plugins on HTTP listeners', () => {
     for (const p of ['/tls-1', '/tls-2']) assert.equal((await c.request(get(p))).status, 200);
     const clientPort = c.socket.localPort!;
     await c.end();
-    const session = http2.connect(`https://127.0.0.1:${plainTlsPort}`, { ca: pki.ca, servername: 'localhost' });
-    try {
-      const status = await new Promise<number>((resolve, reject) => {
-        const s = session.request({ ':path': '/tls-h2' });
-        s.on('response', (h) => resolve(Number(h[':status'])));
-        s.on('error', reject);
-        s.resume();
-      });
-      assert.equal(status, 200);
-    } finally {
-      session.destroy();
-    }
+    const h2 = await h2Gets(`https://127.0.0.1:${plainTlsPort}`, ['/tls-h2'], { ca: pki.ca, servername: 'localhost' });
+    assert.equal(h2.statuses[0], 200);
     await new Promise((r) => setTimeout(r, 200));
     assert.doesNotMatch(proxy.stderr(), new RegExp(`from 127\\.0\\.0\\.1:${clientPort}\\b`));
   });
@@ -486,7 +476,7 @@ describe('a graceful drain with NETWORK plugins on the HTTP listener', () => {
       [
         '-c',
         tempConfig({
-          'gateway.yaml': gatewayYaml(upstream.port, '', { servers }) + networkPlugin('count', GO_PLUGIN, '{}', port),
+          'gateway.yaml': gatewayYaml(upstream.port, '', { servers }) + networkPlugin('count', GO_PLUGIN, port, '{}'),
         }),
       ],
       30_000,
@@ -540,7 +530,7 @@ describe('NETWORK plugins on an HTTP listener across a reload', () => {
     const servers = `  - port: {number: ${port}, name: http, protocol: HTTP}\n    hosts: ["*"]`;
     writeFileSync(
       join(dir, 'gateway.yaml'),
-      gatewayYaml(upstream.port, '', { servers }) + networkPlugin('added', GO_PLUGIN, '{}', port),
+      gatewayYaml(upstream.port, '', { servers }) + networkPlugin('added', GO_PLUGIN, port, '{}'),
     );
     const res = await fetch(`http://127.0.0.1:${proxy.adminPort}/reload`, { method: 'POST' });
     assert.equal(res.status, 200, await res.text());

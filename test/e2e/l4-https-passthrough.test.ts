@@ -9,64 +9,27 @@
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import net, { type AddressInfo } from 'node:net';
+import net from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import tls from 'node:tls';
 import { makePki, type TestPki } from '../helpers/certs.ts';
-import { ROOT, type RunningProxy, runCli, startProxy, tempConfig, wasmPluginYaml } from '../helpers/proxy.ts';
-import { accessLogWhere, freePort } from './tcp-helpers.ts';
+import { gatewayServersYaml, ROOT, type RunningProxy, runCli, startProxy, tempConfig } from '../helpers/proxy.ts';
+import { accessLogWhere, freePort, networkPlugin, type TlsUpstream, tlsExchange, tlsUpstream } from './tcp-helpers.ts';
 
 const RUST_PLUGIN = join(ROOT, 'plugins/network-rust/plugin.wasm');
 
-interface TlsUpstream {
-  port: number;
-  /** Per connection: the SNI it was asked for and the plaintext it received. */
-  conns: { servername: string | false | null; text: string }[];
-  close(): Promise<void>;
-}
-
-/** A TLS-only echo server with the PKI's server certificate. */
-async function tlsUpstream(pki: TestPki): Promise<TlsUpstream> {
-  const state: TlsUpstream = { port: 0, conns: [], close: async () => {} };
-  const sockets = new Set<tls.TLSSocket>();
-  const server = tls.createServer({ key: readFileSync(pki.serverKey), cert: readFileSync(pki.serverCert) }, (s) => {
-    sockets.add(s);
-    const c = { servername: s.servername, text: '' };
-    state.conns.push(c);
-    s.on('error', () => {});
-    s.on('close', () => sockets.delete(s));
-    s.on('data', (d: Buffer) => {
-      c.text += d;
-      s.write(d);
-    });
-    s.on('end', () => s.end());
-  });
-  server.on('tlsClientError', () => {});
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  state.port = (server.address() as AddressInfo).port;
-  state.close = () =>
-    new Promise((r) => {
-      for (const s of sockets) s.destroy();
-      server.close(() => r());
-    });
-  return state;
-}
-
 /** The Gateway (an HTTP server and an HTTPS PASSTHROUGH server), its tls[] route and the upstream. */
 function config(passPort: number, httpPort: number, upstreamPort: number): string {
-  return `apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: {name: gw, namespace: istio-system}
-spec:
-  selector: {istio: ingressgateway}
-  servers:
-  - port: {number: ${httpPort}, name: http, protocol: HTTP}
+  const gateway = gatewayServersYaml(
+    'gw',
+    `  - port: {number: ${httpPort}, name: http, protocol: HTTP}
     hosts: ["*"]
   - port: {number: ${passPort}, name: https-pass, protocol: HTTPS}
     hosts: ["pass.example.com"]
     tls: {mode: PASSTHROUGH}
----
+`,
+  );
+  return `${gateway}---
 apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata: {name: pass, namespace: istio-system}
@@ -86,40 +49,14 @@ spec:
   ports: [{number: ${upstreamPort}, name: tls, protocol: TLS}]
   resolution: STATIC
   endpoints: [{address: 127.0.0.1}]
----
-${wasmPluginYaml({
-  name: 'count',
-  url: `file://${RUST_PLUGIN}`,
-  extra: `  type: NETWORK\n  match:\n  - ports: [{number: ${passPort}}]\n`,
-})}`;
+${networkPlugin('count', RUST_PLUGIN, passPort)}`;
 }
 
-/** A TLS client: writes `text`, half-closes, collects until close; the certificate it was shown. */
-function tlsExchange(
-  pki: TestPki,
-  port: number,
-  servername: string,
-  text: string,
-): Promise<{ data: string; error?: string; peer?: string }> {
-  return new Promise((resolve) => {
-    let data = '';
-    let error: string | undefined;
-    let peer: string | undefined;
-    // The upstream's certificate names localhost: the name check is off, the chain is verified.
-    const s = tls.connect({ port, host: '127.0.0.1', ca: pki.ca, servername, checkServerIdentity: () => undefined });
-    s.on('secureConnect', () => {
-      peer = s.getPeerX509Certificate()?.fingerprint256;
-      s.end(text);
-    });
-    s.on('data', (d) => {
-      data += d;
-    });
-    s.on('error', (err: NodeJS.ErrnoException) => {
-      error = err.code ?? err.message;
-    });
-    s.on('close', () => resolve({ data, error, peer }));
-  });
-}
+/**
+ * tlsExchange options for a ClientHello naming `servername`. The upstream's certificate names
+ * localhost: the name check is off, the chain is still verified.
+ */
+const sni = (servername: string) => ({ servername, checkServerIdentity: () => undefined });
 
 /** Writes a plain-HTTP request and collects every byte until the proxy closes the connection. */
 function plainHttp(port: number): Promise<{ data: string; localPort: number }> {
@@ -192,7 +129,7 @@ describe('Gateway HTTPS server with tls.mode PASSTHROUGH', () => {
 
   test('a ClientHello for a sniHosts name is passed through: the upstream does the TLS', async () => {
     const before = upstream.conns.length;
-    const r = await tlsExchange(pki, passPort, 'pass.example.com', 'hello through');
+    const r = await tlsExchange(pki, passPort, 'hello through', sni('pass.example.com'));
     assert.equal(r.error, undefined);
     assert.equal(r.data, 'hello through', 'the upstream echoed the bytes back');
     assert.equal(upstream.conns.length, before + 1);
@@ -214,7 +151,7 @@ describe('Gateway HTTPS server with tls.mode PASSTHROUGH', () => {
 
   test('a ClientHello for another name has no route: closed, nothing reaches the upstream', async () => {
     const before = upstream.conns.length;
-    const r = await tlsExchange(pki, passPort, 'other.example.com', 'not routed');
+    const r = await tlsExchange(pki, passPort, 'not routed', sni('other.example.com'));
     assert.ok(r.error, 'the handshake does not complete');
     assert.equal(r.data, '');
     assert.equal(upstream.conns.length, before);
@@ -244,19 +181,16 @@ describe('HTTPS terminated and HTTPS PASSTHROUGH on one port', () => {
     const pki = makePki();
     const port = await freePort();
     const dir = tempConfig({
-      'gateway.yaml': `apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: {name: mixed, namespace: istio-system}
-spec:
-  selector: {istio: ingressgateway}
-  servers:
-  - port: {number: ${port}, name: https-term, protocol: HTTPS}
+      'gateway.yaml': gatewayServersYaml(
+        'mixed',
+        `  - port: {number: ${port}, name: https-term, protocol: HTTPS}
     hosts: ["term.example.com"]
     tls: {mode: SIMPLE, serverCertificate: ${pki.serverCert}, privateKey: ${pki.serverKey}}
   - port: {number: ${port}, name: https-pass, protocol: HTTPS}
     hosts: ["pass.example.com"]
     tls: {mode: PASSTHROUGH}
 `,
+      ),
     });
     const expected = new RegExp(
       `port ${port}: Gateway servers for HTTP \\(HTTPS SIMPLE\\) and for TCP \\(HTTPS PASSTHROUGH\\) on one port`,

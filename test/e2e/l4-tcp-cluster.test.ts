@@ -10,34 +10,15 @@ import { after, before, describe, test } from 'node:test';
 import type { RunningProxy } from '../helpers/proxy.ts';
 import {
   adminText,
+  destinationRule,
   type EchoServer,
   echoServer,
   exchange,
   freePort,
   startTcpProxy,
-  tcpGatewayYaml,
+  tcpRoute,
   waitFor,
 } from './tcp-helpers.ts';
-
-function destinationRule(name: string, host: string, trafficPolicy: string): string {
-  return `---
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata:
-  name: ${name}
-  namespace: istio-system
-spec:
-  host: ${host}
-  trafficPolicy:
-${trafficPolicy}`;
-}
-
-/** tcpGatewayYaml with its resource names made unique by `name`. */
-function tcpRoute(name: string, port: number, upstreamPort: number, host: string, extra = ''): string {
-  return tcpGatewayYaml({ port, upstreamPort, host, extra })
-    .replaceAll('tcp-gateway', `${name}-gateway`)
-    .replaceAll('tcp-echo', `${name}-route`);
-}
 
 /** Every TCP access log line of `cluster` so far. */
 function accessLines(proxy: RunningProxy, cluster: string): Record<string, unknown>[] {

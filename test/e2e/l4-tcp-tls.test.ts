@@ -6,83 +6,36 @@
 // (the upstream gets plaintext; a NETWORK plugin counts the decrypted bytes); MUTUAL refuses a
 // client without a certificate; a PASSTHROUGH server on the same port keeps its SNI passed through.
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import tls from 'node:tls';
 import { makePki, type TestPki } from '../helpers/certs.ts';
-import { ROOT, type RunningProxy, wasmPluginYaml } from '../helpers/proxy.ts';
+import { ROOT, type RunningProxy } from '../helpers/proxy.ts';
 import {
   accessLogWhere,
+  destinationRule,
   type EchoServer,
   echoServer,
   exchange,
   freePort,
+  networkPlugin,
   startTcpProxy,
-  tcpGatewayYaml,
+  type TlsUpstream,
+  tcpRoute,
+  tlsExchange,
+  tlsUpstream,
 } from './tcp-helpers.ts';
 
 const GO_PLUGIN = join(ROOT, 'plugins/network-go/plugin.wasm');
 
-interface TlsUpstream {
-  port: number;
-  /** Per connection: the plaintext received, the SNI, the client certificate's CN. */
-  conns: { text: string; servername: string | false | null; clientCn: string | undefined }[];
-  close(): void;
-}
-
-/** A TLS-only echo server (the PKI's server certificate); with `mutual`, client certificates are required. */
-async function tlsUpstream(pki: TestPki, mutual = false): Promise<TlsUpstream> {
-  const state: TlsUpstream = { port: 0, conns: [], close: () => {} };
-  const server = tls.createServer(
-    {
-      key: readFileSync(pki.serverKey),
-      cert: readFileSync(pki.serverCert),
-      ...(mutual ? { ca: pki.ca, requestCert: true, rejectUnauthorized: true } : {}),
-    },
-    (s) => {
-      const peer = s.getPeerCertificate();
-      const c = { text: '', servername: s.servername, clientCn: peer?.subject?.CN as string | undefined };
-      state.conns.push(c);
-      s.on('error', () => {});
-      s.on('data', (d: Buffer) => {
-        c.text += d;
-        s.write(d);
-      });
-      s.on('end', () => s.end());
-    },
-  );
-  server.on('tlsClientError', () => {});
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  state.port = (server.address() as AddressInfo).port;
-  state.close = () => server.close();
-  return state;
-}
-
-function named(name: string, port: number, upstreamPort: number, host: string, extra = ''): string {
-  return tcpGatewayYaml({ port, upstreamPort, host, extra })
-    .replaceAll('tcp-gateway', `${name}-gateway`)
-    .replaceAll('tcp-echo', `${name}-route`);
-}
-
+/** A DestinationRule whose trafficPolicy is `tls` with `tlsFields` (YAML lines). */
 function tlsRule(name: string, host: string, tlsFields: string): string {
-  return `---
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata:
-  name: ${name}
-  namespace: istio-system
-spec:
-  host: ${host}
-  trafficPolicy:
-    tls:
-${tlsFields
-  .trim()
-  .split('\n')
-  .map((l) => `      ${l}`)
-  .join('\n')}
-`;
+  const fields = tlsFields
+    .trim()
+    .split('\n')
+    .map((l) => `      ${l}\n`)
+    .join('');
+  return destinationRule(name, host, `    tls:\n${fields}`);
 }
 
 describe('TLS origination on TCP routes (DestinationRule tls)', () => {
@@ -114,14 +67,14 @@ describe('TLS origination on TCP routes (DestinationRule tls)', () => {
       number,
     ];
     proxy = await startTcpProxy({
-      'simple.yaml': named(
+      'simple.yaml': tcpRoute(
         'simple',
         ports.simple,
         simple.port,
         'simple.tls.local',
         tlsRule('simple', 'simple.tls.local', `mode: SIMPLE\ncaCertificates: ${pki.caCert}\nsni: localhost`),
       ),
-      'mutual.yaml': named(
+      'mutual.yaml': tcpRoute(
         'mutual',
         ports.mutual,
         mutual.port,
@@ -132,21 +85,21 @@ describe('TLS origination on TCP routes (DestinationRule tls)', () => {
           `mode: MUTUAL\ncaCertificates: ${pki.caCert}\nclientCertificate: ${pki.clientCert}\nprivateKey: ${pki.clientKey}\nsni: localhost`,
         ),
       ),
-      'skip.yaml': named(
+      'skip.yaml': tcpRoute(
         'skip',
         ports.skip,
         simple.port,
         'skip.tls.local',
         tlsRule('skip', 'skip.tls.local', 'mode: SIMPLE\ninsecureSkipVerify: true'),
       ),
-      'bad-ca.yaml': named(
+      'bad-ca.yaml': tcpRoute(
         'bad-ca',
         ports.badCa,
         simple.port,
         'bad-ca.tls.local',
         tlsRule('bad-ca', 'bad-ca.tls.local', `mode: SIMPLE\ncaCertificates: ${otherPki.caCert}\nsni: localhost`),
       ),
-      'no-cert.yaml': named(
+      'no-cert.yaml': tcpRoute(
         'no-cert',
         ports.noCert,
         mutual.port,
@@ -157,8 +110,8 @@ describe('TLS origination on TCP routes (DestinationRule tls)', () => {
   });
   after(async () => {
     await proxy?.stop();
-    simple?.close();
-    mutual?.close();
+    await simple?.close();
+    await mutual?.close();
   });
 
   test('SIMPLE: the client speaks plain TCP, the upstream TLS (verified against caCertificates, with sni)', async () => {
@@ -260,48 +213,18 @@ spec:
   ports: [{number: ${echo.port}, name: tcp, protocol: TCP}, {number: ${passthroughUpstream.port}, name: tls, protocol: TLS}]
   resolution: STATIC
   endpoints: [{address: 127.0.0.1}]
----
-${wasmPluginYaml({
-  name: 'count-decrypted',
-  url: `file://${GO_PLUGIN}`,
-  extra: `  type: NETWORK\n  match:\n  - ports: [{number: ${simplePort}}]\n`,
-})}`;
+${networkPlugin('count-decrypted', GO_PLUGIN, simplePort)}`;
     proxy = await startTcpProxy({ 'tls.yaml': yaml }, ['--component-log-level', 'wasm:info']);
   });
   after(async () => {
     await proxy?.stop();
     await echo?.close();
-    passthroughUpstream?.close();
+    await passthroughUpstream?.close();
   });
-
-  /** A TLS client: writes `text`, half-closes, collects until close. */
-  function tlsExchange(
-    port: number,
-    text: string,
-    opts: tls.ConnectionOptions = {},
-  ): Promise<{ data: string; error?: string; authorized: boolean }> {
-    return new Promise((resolve) => {
-      let data = '';
-      let error: string | undefined;
-      let authorized = false;
-      const s = tls.connect({ port, host: '127.0.0.1', ca: pki.ca, servername: 'localhost', ...opts });
-      s.on('secureConnect', () => {
-        authorized = s.authorized;
-        s.end(text);
-      });
-      s.on('data', (d) => {
-        data += d;
-      });
-      s.on('error', (err: NodeJS.ErrnoException) => {
-        error = err.code ?? err.message;
-      });
-      s.on('close', () => resolve({ data, error, authorized }));
-    });
-  }
 
   test('SIMPLE: the client speaks TLS to the proxy; the upstream gets the plaintext', async () => {
     const before = echo.conns.length;
-    const r = await tlsExchange(simplePort, 'hello, terminated');
+    const r = await tlsExchange(pki, simplePort, 'hello, terminated');
     assert.equal(r.error, undefined);
     assert.equal(r.authorized, true, "the proxy presented the Gateway's certificate");
     assert.equal(r.data, 'hello, terminated');
@@ -315,15 +238,18 @@ ${wasmPluginYaml({
 
   test('MUTUAL: a client without a certificate is refused; with one it goes through', async () => {
     const before = echo.conns.length;
-    const refused = await tlsExchange(mutualPort, 'no cert');
+    const refused = await tlsExchange(pki, mutualPort, 'no cert');
     assert.equal(refused.data, '');
     assert.ok(refused.error, 'the handshake fails');
     assert.equal(echo.conns.length, before, 'nothing reached the upstream');
     const other = makePki();
-    const untrusted = await tlsExchange(mutualPort, 'wrong CA', { cert: other.clientCertPem, key: other.clientKeyPem });
+    const untrusted = await tlsExchange(pki, mutualPort, 'wrong CA', {
+      cert: other.clientCertPem,
+      key: other.clientKeyPem,
+    });
     assert.equal(untrusted.data, '', 'a certificate from another CA is refused too');
     assert.equal(echo.conns.length, before);
-    const ok = await tlsExchange(mutualPort, 'with cert', { cert: pki.clientCertPem, key: pki.clientKeyPem });
+    const ok = await tlsExchange(pki, mutualPort, 'with cert', { cert: pki.clientCertPem, key: pki.clientKeyPem });
     assert.equal(ok.error, undefined);
     assert.equal(ok.data, 'with cert');
   });
@@ -331,7 +257,7 @@ ${wasmPluginYaml({
   test('one port, two servers: a PASSTHROUGH host is passed through by SNI, others are terminated', async () => {
     const before = passthroughUpstream.conns.length;
     // The upstream's certificate names localhost: the name check is off, the chain is still verified.
-    const passed = await tlsExchange(mixedPort, 'passed through', {
+    const passed = await tlsExchange(pki, mixedPort, 'passed through', {
       servername: 'pass.example.com',
       checkServerIdentity: () => undefined,
     });
@@ -339,7 +265,7 @@ ${wasmPluginYaml({
     assert.equal(passed.data, 'passed through');
     assert.equal(passthroughUpstream.conns[before]?.servername, 'pass.example.com', 'the upstream did the TLS');
     const echoBefore = echo.conns.length;
-    const terminated = await tlsExchange(mixedPort, 'terminated here');
+    const terminated = await tlsExchange(pki, mixedPort, 'terminated here');
     assert.equal(terminated.data, 'terminated here');
     assert.equal(Buffer.concat(echo.conns[echoBefore]!.received).toString(), 'terminated here');
   });

@@ -1,7 +1,11 @@
 // Helpers for the L4 tests: free ports, a node:net echo server that records what it saw, a raw
-// client that sends, half-closes and collects, and the Istio config of a TCP Gateway.
+// client that sends, half-closes and collects, their TLS counterparts, and the Istio config of a
+// TCP Gateway, a DestinationRule and a NETWORK WasmPlugin.
+import { readFileSync } from 'node:fs';
 import net, { type AddressInfo } from 'node:net';
-import { type RunningProxy, startProxy, tempConfig } from '../helpers/proxy.ts';
+import tls from 'node:tls';
+import type { TestPki } from '../helpers/certs.ts';
+import { type RunningProxy, startProxy, tempConfig, wasmPluginYaml } from '../helpers/proxy.ts';
 
 /** A port free now (listen on 0, close, reuse). */
 export async function freePort(): Promise<number> {
@@ -105,18 +109,11 @@ export function tcpGatewayYaml(opts: {
   const host = opts.host ?? 'echo.tcp.local';
   const dr =
     opts.idleTimeout || opts.connectTimeout
-      ? `---
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata:
-  name: tcp-policy
-  namespace: istio-system
-spec:
-  host: ${host}
-  trafficPolicy:
-    connectionPool:
-      tcp:
-${opts.idleTimeout ? `        idleTimeout: ${opts.idleTimeout}\n` : ''}${opts.connectTimeout ? `        connectTimeout: ${opts.connectTimeout}\n` : ''}`
+      ? destinationRule(
+          'tcp-policy',
+          host,
+          `    connectionPool:\n      tcp:\n${opts.idleTimeout ? `        idleTimeout: ${opts.idleTimeout}\n` : ''}${opts.connectTimeout ? `        connectTimeout: ${opts.connectTimeout}\n` : ''}`,
+        )
       : '';
   return `apiVersion: networking.istio.io/v1
 kind: Gateway
@@ -154,6 +151,39 @@ spec:
   resolution: STATIC
   endpoints: [{address: 127.0.0.1}]
 ${dr}${opts.extra ?? ''}`;
+}
+
+/** tcpGatewayYaml with its resource names made unique by `name`. */
+export function tcpRoute(name: string, port: number, upstreamPort: number, host: string, extra = ''): string {
+  return tcpGatewayYaml({ port, upstreamPort, host, extra })
+    .replaceAll('tcp-gateway', `${name}-gateway`)
+    .replaceAll('tcp-echo', `${name}-route`);
+}
+
+/** A DestinationRule for `host` (a YAML document starting with `---`); `trafficPolicy` is indented by 4. */
+export function destinationRule(name: string, host: string, trafficPolicy: string): string {
+  return `---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata:
+  name: ${name}
+  namespace: istio-system
+spec:
+  host: ${host}
+  trafficPolicy:
+${trafficPolicy}`;
+}
+
+/**
+ * A NETWORK WasmPlugin (a YAML document starting with `---`) from the file `path` on the listener
+ * of `port`, with `config` (flow-style YAML) as its pluginConfig if given.
+ */
+export function networkPlugin(name: string, path: string, port: number, config?: string): string {
+  return `---\n${wasmPluginYaml({
+    name,
+    url: `file://${path}`,
+    extra: `  type: NETWORK\n  match:\n  - ports: [{number: ${port}}]\n${config === undefined ? '' : `  pluginConfig: ${config}\n`}`,
+  })}`;
 }
 
 /** Starts the proxy on the Gateways' own ports with `files` as its configuration. */
@@ -194,4 +224,83 @@ export async function accessLogWhere(
     if (Date.now() > deadline) throw new Error(`no matching access log line in:\n${proxy.stdout()}`);
     await new Promise((r) => setTimeout(r, 20));
   }
+}
+
+export interface TlsUpstream {
+  port: number;
+  /** Per connection: the plaintext received, the SNI, the client certificate's CN. */
+  conns: { text: string; servername: string | false | null; clientCn: string | undefined }[];
+  close(): Promise<void>;
+}
+
+/** A TLS-only echo server (the PKI's server certificate); with `mutual`, client certificates are required. */
+export async function tlsUpstream(pki: TestPki, mutual = false): Promise<TlsUpstream> {
+  const state: TlsUpstream = { port: 0, conns: [], close: async () => {} };
+  const sockets = new Set<tls.TLSSocket>();
+  const server = tls.createServer(
+    {
+      key: readFileSync(pki.serverKey),
+      cert: readFileSync(pki.serverCert),
+      ...(mutual ? { ca: pki.ca, requestCert: true, rejectUnauthorized: true } : {}),
+    },
+    (s) => {
+      sockets.add(s);
+      const peer = s.getPeerCertificate();
+      const c = { text: '', servername: s.servername, clientCn: peer?.subject?.CN as string | undefined };
+      state.conns.push(c);
+      s.on('error', () => {});
+      s.on('close', () => sockets.delete(s));
+      s.on('data', (d: Buffer) => {
+        c.text += d;
+        s.write(d);
+      });
+      s.on('end', () => s.end());
+    },
+  );
+  server.on('tlsClientError', () => {});
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  state.port = (server.address() as AddressInfo).port;
+  state.close = () =>
+    new Promise((r) => {
+      for (const s of sockets) s.destroy();
+      server.close(() => r());
+    });
+  return state;
+}
+
+export interface TlsResult {
+  data: string;
+  error?: string;
+  /** Whether the server's certificate chain was verified. */
+  authorized: boolean;
+  /** The SHA-256 fingerprint of the certificate the server presented. */
+  peer?: string;
+}
+
+/**
+ * A TLS client to 127.0.0.1:`port` trusting the PKI's CA (SNI `localhost` unless `opts` says
+ * otherwise): writes `text`, half-closes, collects until close.
+ */
+export function tlsExchange(
+  pki: TestPki,
+  port: number,
+  text: string,
+  opts: tls.ConnectionOptions = {},
+): Promise<TlsResult> {
+  return new Promise((resolve) => {
+    const out: TlsResult = { data: '', authorized: false };
+    const s = tls.connect({ port, host: '127.0.0.1', ca: pki.ca, servername: 'localhost', ...opts });
+    s.on('secureConnect', () => {
+      out.authorized = s.authorized;
+      out.peer = s.getPeerX509Certificate()?.fingerprint256;
+      s.end(text);
+    });
+    s.on('data', (d) => {
+      out.data += d;
+    });
+    s.on('error', (err: NodeJS.ErrnoException) => {
+      out.error = err.code ?? err.message;
+    });
+    s.on('close', () => resolve(out));
+  });
 }

@@ -17,6 +17,7 @@ import {
   exchange,
   freePort,
   metricValue,
+  networkPlugin,
   startTcpProxy,
   tcpGatewayYaml,
   waitFor,
@@ -24,14 +25,6 @@ import {
 
 const GO_PLUGIN = join(ROOT, 'plugins/network-go/plugin.wasm');
 const RUST_PLUGIN = join(ROOT, 'plugins/network-rust/plugin.wasm');
-
-function networkPlugin(name: string, path: string, config: string, port: number): string {
-  return `---\n${wasmPluginYaml({
-    name,
-    url: `file://${path}`,
-    extra: `  type: NETWORK\n  match:\n  - ports: [{number: ${port}}]\n  pluginConfig: ${config}\n`,
-  })}`;
-}
 
 describe('NETWORK plugin from the Go SDK (plugins/network-go)', () => {
   let echo: EchoServer;
@@ -45,7 +38,7 @@ describe('NETWORK plugin from the Go SDK (plugins/network-go)', () => {
     proxy = await startTcpProxy(
       {
         'tcp.yaml':
-          tcpGatewayYaml({ port, upstreamPort: echo.port }) + networkPlugin('network-go', GO_PLUGIN, '{}', port),
+          tcpGatewayYaml({ port, upstreamPort: echo.port }) + networkPlugin('network-go', GO_PLUGIN, port, '{}'),
       },
       ['--component-log-level', 'wasm:info'],
     );
@@ -93,14 +86,14 @@ describe('NETWORK plugin in Rust (plugins/network-rust)', () => {
           networkPlugin(
             'network-rust',
             RUST_PLUGIN,
-            '{"uppercase": true, "line_buffered": true, "upstream_banner": "[wasm] "}',
             port,
+            '{"uppercase": true, "line_buffered": true, "upstream_banner": "[wasm] "}',
           ),
         'close.yaml':
           tcpGatewayYaml({ port: closePort, upstreamPort: echo.port, host: 'close.tcp.local' })
             .replaceAll('tcp-gateway', 'close-gateway')
             .replaceAll('tcp-echo', 'tcp-close') +
-          networkPlugin('network-rust-close', RUST_PLUGIN, '{"close_on": "QUIT"}', closePort),
+          networkPlugin('network-rust-close', RUST_PLUGIN, closePort, '{"close_on": "QUIT"}'),
       },
       ['--component-log-level', 'wasm:info'],
     );

@@ -7,19 +7,17 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { runCli, tempConfig } from '../helpers/proxy.ts';
+import { gatewayServersYaml, runCli, tempConfig } from '../helpers/proxy.ts';
 
+/** The Gateway's server is on lines 7 to 9 (`tls:`), its `tls` fields from line 10. */
 function gateway(protocol: string, tls: string): string {
-  return `apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: {name: gw, namespace: istio-system}
-spec:
-  selector: {istio: ingressgateway}
-  servers:
-  - port: {number: 8443, name: tls-port, protocol: ${protocol}}
+  return gatewayServersYaml(
+    'gw',
+    `  - port: {number: 8443, name: tls-port, protocol: ${protocol}}
     hosts: ["*"]
     tls:
-${tls}`;
+${tls}`,
+  );
 }
 
 const SECRET = 'refers to a Kubernetes secret; standalone, give serverCertificate and privateKey file paths';

@@ -178,6 +178,14 @@ function exited(p: RunningProxy): Promise<number | null> {
   });
 }
 
+/** Sends SIGTERM and waits for the exit: its code, and how long it took. */
+async function sigterm(p: RunningProxy): Promise<{ code: number | null; ms: number }> {
+  const code = exited(p);
+  const t0 = Date.now();
+  p.child.kill('SIGTERM');
+  return { code: await code, ms: Date.now() - t0 };
+}
+
 describe('the fault hook is test-only', () => {
   test('without WASMGATE_TEST_FAULTS=1 /faults/crash_worker does not exist (404)', async () => {
     const p = await start([], { WASMGATE_TEST_FAULTS: undefined });
@@ -408,11 +416,8 @@ describe('a crash during drain or shutdown', () => {
     try {
       await crash(p, 0, 'exit', 'close');
       await crash(p, 1, 'throw', 'close');
-      const code = exited(p);
-      const t0 = Date.now();
-      p.child.kill('SIGTERM');
-      assert.equal(await code, 0);
-      const ms = Date.now() - t0;
+      const { code, ms } = await sigterm(p);
+      assert.equal(code, 0);
       assert.ok(ms < 5000, `exit took ${ms} ms`);
       assert.match(p.stderr(), /injected fault: exit/);
       assert.doesNotMatch(p.stderr(), /restarting in/);
@@ -428,11 +433,8 @@ describe('a crash during drain or shutdown', () => {
       await waitFor('the replacement starting', async () =>
         (await dump(p)).worker_threads[1]!.state === 'starting' ? true : undefined,
       );
-      const code = exited(p);
-      const t0 = Date.now();
-      p.child.kill('SIGTERM');
-      assert.equal(await code, 0);
-      const ms = Date.now() - t0;
+      const { code, ms } = await sigterm(p);
+      assert.equal(code, 0);
       assert.ok(ms < 5000, `exit took ${ms} ms`);
     } finally {
       if (p.child.exitCode === null) p.child.kill('SIGKILL');

@@ -8,9 +8,14 @@
 // of the same recording upstream and refuse /admin*: wasmgate with an AuthorizationPolicy, the
 // naive proxy with `req.url.startsWith('/admin')`. `naive` records what the naive setup was
 // found to do (run the test to check it); docs/security.md lists it.
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { type RawResponse, rawRequest, type SeenRequest } from '../e2e/hardening-helpers.ts';
+import {
+  type RawResponse,
+  type RecordingUpstream,
+  rawRequest,
+  type SeenHead,
+  type SeenRequest,
+  startRecordingUpstream,
+} from '../e2e/hardening-helpers.ts';
 
 /** What one request variant produced: the answer, and what the upstream received for it. */
 export interface Outcome extends RawResponse {
@@ -105,6 +110,17 @@ const noHeaders =
     const got = o.seen.flatMap((s) => names(s).filter((n) => list.includes(n)));
     return got.length > 0 ? `the upstream received ${[...new Set(got)].join(', ')}` : undefined;
   };
+
+/** Chunked bodies with bad chunk syntax: 0x5, +5, " 5", 5Z, bare LF or CR terminators, CR in an extension. */
+export const BAD_CHUNK_BODIES = [
+  '0x5\r\nhello\r\n0\r\n\r\n',
+  '+5\r\nhello\r\n0\r\n\r\n',
+  ' 5\r\nhello\r\n0\r\n\r\n',
+  '5Z\r\nhello\r\n0\r\n\r\n',
+  '5\nhello\n0\n\n',
+  '5\rhello\r0\r\r',
+  '5;a=b\rc\r\nhello\r\n0\r\n\r\n',
+];
 
 const chunked = (body: string) => `${body.length.toString(16)}\r\n${body}\r\n0\r\n\r\n`;
 const SMUGGLED = `GET /admin HTTP/1.1\r\n${H}\r\n`;
@@ -206,15 +222,7 @@ export const ATTACK_CASES: AttackCase[] = [
   {
     item: '#7',
     title: 'bad chunk syntax (0x5, +5, " 5", 5Z, bare LF or CR, CR in an extension)',
-    requests: [
-      '0x5\r\nhello\r\n0\r\n\r\n',
-      '+5\r\nhello\r\n0\r\n\r\n',
-      ' 5\r\nhello\r\n0\r\n\r\n',
-      '5Z\r\nhello\r\n0\r\n\r\n',
-      '5\nhello\n0\n\n',
-      '5\rhello\r0\r\r',
-      '5;a=b\rc\r\nhello\r\n0\r\n\r\n',
-    ].map((body) => `POST / HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\n\r\n${body}`),
+    requests: BAD_CHUNK_BODIES.map((body) => `POST / HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\n\r\n${body}`),
     wasmgate: 400,
     violation: notForwarded,
     naive: 'holds',
@@ -528,21 +536,7 @@ export const ATTACK_CASES: AttackCase[] = [
   },
 ];
 
-/** A request head as the upstream received it, whether or not its body completed. */
-export interface SeenHead {
-  method: string;
-  url: string;
-}
-
-export interface AttackUpstream {
-  port: number;
-  /** Complete requests (head and body), in order. */
-  seen: SeenRequest[];
-  /** Every request head, at arrival. */
-  heads: SeenHead[];
-  reset(): void;
-  close(): Promise<void>;
-}
+export type AttackUpstream = RecordingUpstream;
 
 /**
  * The upstream behind both targets: records every head at arrival and every complete request,
@@ -551,43 +545,7 @@ export interface AttackUpstream {
  * up as the extra requests they are.
  */
 export function startAttackUpstream(): Promise<AttackUpstream> {
-  const seen: SeenRequest[] = [];
-  const heads: SeenHead[] = [];
-  const server = http.createServer({ insecureHTTPParser: true, maxHeaderSize: 256 * 1024 }, (req, res) => {
-    heads.push({ method: req.method ?? '', url: req.url ?? '' });
-    const chunks: Buffer[] = [];
-    req.on('data', (d: Buffer) => chunks.push(d));
-    req.on('end', () => {
-      seen.push({
-        method: req.method ?? '',
-        url: req.url ?? '',
-        httpVersion: req.httpVersion,
-        rawHeaders: req.rawHeaders,
-        headers: req.headers,
-        body: Buffer.concat(chunks).toString('latin1'),
-      });
-      res.writeHead(200, { 'content-type': 'text/plain', 'content-length': '2' });
-      res.end('ok');
-    });
-  });
-  return new Promise((resolve) => {
-    server.listen(0, '127.0.0.1', () =>
-      resolve({
-        port: (server.address() as AddressInfo).port,
-        seen,
-        heads,
-        reset: () => {
-          seen.length = 0;
-          heads.length = 0;
-        },
-        close: () =>
-          new Promise((r) => {
-            server.closeAllConnections();
-            server.close(() => r());
-          }),
-      }),
-    );
-  });
+  return startRecordingUpstream({ insecureHTTPParser: true });
 }
 
 /**

@@ -201,6 +201,21 @@ ${opts.phase ? `  phase: ${opts.phase}\n` : ''}${opts.priority !== undefined ? `
 }
 
 /**
+ * A Gateway `name` (istio-system, selecting istio=ingressgateway) with `servers` (YAML list items
+ * under `servers:`, as written: a trailing newline is the caller's). Its first 6 lines are the
+ * same for every Gateway, so the first server starts on line 7.
+ */
+export function gatewayServersYaml(name: string, servers: string): string {
+  return `apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: ${name}, namespace: istio-system}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+${servers}`;
+}
+
+/**
  * A Gateway `edge` (istio-system, selecting istio=ingressgateway) and a VirtualService `all` bound
  * to it that sends everything to 127.0.0.1:`port`, followed by `extra` YAML (documents starting
  * with `---`). `servers` replaces the Gateway's one HTTP server on 8080; `routes` replaces the
@@ -209,13 +224,7 @@ ${opts.phase ? `  phase: ${opts.phase}\n` : ''}${opts.priority !== undefined ? `
 export function gatewayYaml(port: number, extra = '', options: { servers?: string; routes?: string } = {}): string {
   const servers = options.servers ?? '  - port: {number: 8080, name: http, protocol: HTTP}\n    hosts: ["*"]';
   const routes = options.routes ?? `  - route: [{destination: {host: 127.0.0.1, port: {number: ${port}}}}]`;
-  return `apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: {name: edge, namespace: istio-system}
-spec:
-  selector: {istio: ingressgateway}
-  servers:
-${servers}
+  return `${gatewayServersYaml('edge', servers)}
 ---
 apiVersion: networking.istio.io/v1
 kind: VirtualService
