@@ -49,6 +49,12 @@ export class LiveSet<T extends object> implements Iterable<T> {
     return true;
   }
 
+  /** The first item `predicate` accepts (no snapshot: the predicate must not add or delete). */
+  find(predicate: (item: T) => boolean): T | undefined {
+    for (const item of this.#items) if (predicate(item)) return item;
+    return undefined;
+  }
+
   /** Iterates over a snapshot: deleting (e.g. destroying a socket) while iterating is safe. */
   [Symbol.iterator](): Iterator<T> {
     return this.#items.slice()[Symbol.iterator]();

@@ -173,7 +173,7 @@ class WasmHttpFilter extends PluginStreamContext implements HttpFilter {
   #delete(): void {
     const vm = this.pluginVm!;
     if (!vm.failed) this.call('proxy_on_delete', this.id);
-    vm.unregister(this.id);
+    vm.unregister(this);
   }
 
   override done(): StatusCode {

@@ -172,7 +172,7 @@ class WasmNetworkFilter extends PluginStreamContext implements NetworkFilter {
         if (!vm.failed) this.call('proxy_on_done', this.id);
         if (!vm.failed) this.call('proxy_on_log', this.id);
         if (!vm.failed) this.call('proxy_on_delete', this.id);
-        vm.unregister(this.id);
+        vm.unregister(this);
       }
     } finally {
       this.plugin.streamClosed?.();
