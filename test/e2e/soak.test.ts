@@ -152,10 +152,16 @@ test(`soak: ${PHASES} phases of ${PHASE_S}s of mixed traffic with reloads and up
   t.diagnostic(report);
   process.stderr.write(`${report}\n`);
   assert.deepEqual(problems, [], 'unexpected answers');
-  // Flat: after the warm-up phase, memory and descriptors do not keep growing.
+  // Flat: after the warm-up phase, memory and descriptors do not keep growing. V8 sizes its heaps
+  // by the allocation rate, so RSS rises with the request rate (lower while another test file
+  // shares the cores): the end is compared with the highest of the middle phases, and with the
+  // warm-up phase only loosely. (A leak of one finished request per request would grow by
+  // gigabytes over these phases.)
   const warm = samples[1]!;
   const last = samples[samples.length - 1]!;
-  assert.ok(last.rssMiB - warm.rssMiB < 96, `RSS grew from ${warm.rssMiB} to ${last.rssMiB} MiB`);
+  const plateau = Math.max(...samples.slice(1, -2).map((s) => s.rssMiB));
+  assert.ok(last.rssMiB - plateau < 48, `RSS kept growing: ${samples.map((s) => s.rssMiB).join(' -> ')} MiB`);
+  assert.ok(last.rssMiB - warm.rssMiB < 192, `RSS grew from ${warm.rssMiB} to ${last.rssMiB} MiB`);
   assert.ok(end.fds - warm.fds < 16, `fds grew from ${warm.fds} to ${end.fds}`);
   assert.ok(
     samples.every((s) => s.requests > 100),
