@@ -59,6 +59,10 @@ describe('two workers', () => {
 
   test('CAS increments from both workers end at exactly N', async () => {
     const n = 200;
+    // The key exists first: as in Envoy, a set on a missing key succeeds whatever the CAS, so two
+    // first increments racing on different workers could both write 1 (the ABI has no atomic create).
+    const first = await get(proxy.port, '/get', { 'x-test': 'incr', 'x-key': 'workers' });
+    assert.equal(first.body, '1');
     const results = await Promise.all(
       Array.from({ length: n }, () => get(proxy.port, '/get', { 'x-test': 'incr', 'x-key': 'workers' })),
     );
@@ -66,13 +70,13 @@ describe('two workers', () => {
     // Every increment saw a distinct value: no lost update.
     assert.equal(new Set(results.map((r) => r.body)).size, n);
     const final = await get(proxy.port, '/get', { 'x-test': 'shared-get', 'x-key': 'workers' });
-    assert.equal(final.body, String(n));
+    assert.equal(final.body, String(n + 1));
     // Plugin metrics are summed over the workers' VMs.
     const text = await (await fetch(`http://127.0.0.1:${proxy.adminPort}/stats/prometheus`)).text();
     const total = Number(/^hostcalls_requests_total (\d+)$/m.exec(text)?.[1]);
-    assert.equal(total, n + 1);
+    assert.equal(total, n + 2);
     const served = /^istio_requests_total\{.*response_code="200".*\} (\d+)$/m.exec(text);
-    assert.equal(Number(served?.[1]), n + 1);
+    assert.equal(Number(served?.[1]), n + 2);
   });
 
   test('a queue registered by each worker is fed from either; on_queue_ready runs on the owner', async () => {
