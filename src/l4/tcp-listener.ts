@@ -6,6 +6,7 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { type TLSSocket, type TlsOptions, Server as TlsServer } from 'node:tls';
 import type { TcpMetrics } from '../filters/stats/tcp-metrics.ts';
+import { LiveSet } from '../util/live-set.ts';
 import { tlsInfo } from './http-network.ts';
 import type { ConnectionInfo, NetworkFilterFactory } from './network-filter-manager.ts';
 import { sniCovers, type TcpRoute } from './plan.ts';
@@ -47,9 +48,9 @@ export class TcpListener {
   config: TcpListenerConfig;
   readonly #hooks: TcpListenerHooks;
   readonly #server: Server;
-  readonly #sessions = new Set<TcpProxySession>();
+  readonly #sessions = new LiveSet<TcpProxySession>();
   /** Connections still in their TLS handshake (terminated ports). */
-  readonly #handshakes = new Set<Socket>();
+  readonly #handshakes = new LiveSet<Socket>();
   /**
    * Node's TLS server for a termination config (it never listens: it is handed sockets): the
    * handshake, certificates by SNI, client certificate checks (MUTUAL) and the handshake timeout.

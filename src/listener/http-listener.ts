@@ -414,8 +414,7 @@ export class HttpListener {
 
   #isH2(socket: net.Socket): boolean {
     if (socket instanceof NetworkConnection) return socket.h2;
-    for (const s of this.#sessions) if (s.socket === socket || (s.socket as unknown) === socket) return true;
-    return false;
+    return this.#sessions.find((s) => s.socket === socket || (s.socket as unknown) === socket) !== undefined;
   }
 
   get draining(): boolean {

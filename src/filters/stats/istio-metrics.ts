@@ -1,7 +1,7 @@
 // Istio's standard HTTP metrics (istio_requests_total, istio_request_duration_milliseconds,
 // istio_request_bytes, istio_response_bytes) with Istio's label set, in a prom-client registry that
 // the admin port serves at /stats/prometheus.
-import { AggregatorRegistry, type MetricObjectWithValues, type MetricValue, Registry } from 'prom-client';
+import { type MetricObjectWithValues, type MetricValue, Registry } from 'prom-client';
 
 /** Istio's label names for the standard request metrics, in Istio's order. */
 export const ISTIO_LABELS = [
@@ -171,10 +171,5 @@ export class IstioMetrics {
       metric('istio_response_bytes', 'Response size (headers and body) in bytes', 'histogram', responseBytes),
       ...((await this.registry.getMetricsAsJSON()) as MetricObjectWithValues<MetricValue<string>>[]),
     ];
-  }
-
-  /** Prometheus text exposition of every Istio metric of this gateway. */
-  async text(): Promise<string> {
-    return AggregatorRegistry.aggregate([await this.json()]).metrics();
   }
 }

@@ -131,21 +131,15 @@ export class StatsFilterFactory implements FilterFactory {
     return this.#services.get(cluster);
   }
 
-  /** Istio's labels for one finished stream. */
-  labels(stream: HttpStream): IstioLabels {
-    const info = stream.info;
-    const dest = this.#destination(info.upstreamCluster);
-    const grpc = isGrpc(stream);
-    const grpcStatus = grpc
-      ? (stream.responseTrailers?.get('grpc-status') ?? stream.responseHeaders?.get('grpc-status') ?? '')
-      : '';
+  /** Istio's labels for a finished stream, from the values that vary between streams. */
+  #labels(cluster: string, code: number, flags: string, grpc: boolean, grpcStatus: string): IstioLabels {
     return {
       ...this.#source,
-      ...destinationLabels(dest),
+      ...destinationLabels(this.#destination(cluster)),
       request_protocol: grpc ? 'grpc' : 'http',
-      response_code: String(info.responseCode),
+      response_code: String(code),
       grpc_response_status: grpcStatus,
-      response_flags: info.responseFlags.length > 0 ? info.responseFlags.join(',') : '-',
+      response_flags: flags,
       connection_security_policy: UNKNOWN,
     };
   }
@@ -161,10 +155,12 @@ export class StatsFilterFactory implements FilterFactory {
           : '';
         const flags = info.responseFlags.length > 0 ? info.responseFlags.join(',') : '-';
         // The values that vary between streams name the label set; the labels are built once per set.
-        const key = `${info.upstreamCluster}\u0000${info.responseCode}\u0000${flags}\u0000${grpc ? grpcStatus : '\u0001'}`;
+        const cluster = info.upstreamCluster;
+        const code = info.responseCode;
+        const key = `${cluster}\u0000${code}\u0000${flags}\u0000${grpc ? grpcStatus : '\u0001'}`;
         this.#metrics.record(
           key,
-          () => this.labels(stream),
+          () => this.#labels(cluster, code, flags, grpc, grpcStatus),
           Number(process.hrtime.bigint() - info.startHr) / 1e6,
           headerBytes(stream.requestHeaders) + info.bytesReceived + headerBytes(stream.requestTrailers),
           headerBytes(stream.responseHeaders) + info.bytesSent + headerBytes(stream.responseTrailers),
