@@ -179,12 +179,17 @@ export class AdminServer {
           (err: Error) => this.#send(res, 500, `clusters failed: ${err.message}\n`),
         );
         return;
-      case '/config_dump':
+      case '/config_dump': {
+        // The workers' states are read in the same turn as snapshots() picks the live workers, so a
+        // replacement that becomes ready meanwhile is not shown live without its snapshot.
+        const workers = this.#backend.workers();
         this.#backend.snapshots().then(
-          (snaps) => this.#send(res, 200, JSON.stringify(this.#configDump(snaps), null, 2), 'application/json'),
+          (snaps) =>
+            this.#send(res, 200, JSON.stringify(this.#configDump(snaps, workers), null, 2), 'application/json'),
           (err: Error) => this.#send(res, 500, `config_dump failed: ${err.message}\n`),
         );
         return;
+      }
       case '/logging':
         this.#logging(url, res);
         return;
@@ -278,12 +283,12 @@ export class AdminServer {
     this.#send(res, 200, `${lines.join('\n')}\n`);
   }
 
-  #configDump(snaps: WorkerSnapshot[]): unknown {
+  #configDump(snaps: WorkerSnapshot[], workers: WorkerStatus[]): unknown {
     const first = snaps[0];
     return {
       workers: snaps.length,
       // Every worker position, live or being replaced, with what its current thread has served.
-      worker_threads: this.#backend.workers().map((w) => {
+      worker_threads: workers.map((w) => {
         const snap = snaps.find((s) => s.worker === w.worker);
         return {
           worker: w.worker,
