@@ -1,14 +1,15 @@
 // Load benchmark: wasmgate against the proxies users would pick instead, with and without plugins,
 // side by side in one run (issue P9). Loopback only, bounded in time, stops everything it started.
 //
-//   npm run bench                 full run (about 12 minutes; stops itself at 15): every system, every workload, 2-3 rounds
+//   npm run bench                 full run (about 15 minutes; stops itself at 20): every system, every workload, 2-3 rounds
 //   npm run bench -- --quick      CI smoke: undici proxy, wasmgate 0 plugins and + 1 Rust plugin,
 //                                 small GET; exits 1 if wasmgate + 1 Rust plugin < 0.6x the undici proxy
 //   options: --rounds N  --duration S  --only system,system,...  --workloads small,64k,post1m,noka  --no-write
 //
 // Pinning (taskset, when there are at least 2 cores): the proxy under test on core 0, the upstream
 // and the load generator (autocannon; wrk too when installed) on the last core. Multi-worker
-// wasmgate cannot be pinned to one core: it runs unpinned (and so does its 1-worker comparison).
+// wasmgate cannot be pinned to one core: it runs unpinned, and so do its 1-worker comparison, the
+// upstream and the load generator while these two are measured (everything shares every core).
 // CPU per request = the proxy's utime+stime (/proc/<pid>/stat, every thread and child process)
 // over the measured window / 2xx responses; peak RSS = VmHWM summed over its processes, reset
 // before each measured window through /proc/<pid>/clear_refs.
@@ -29,12 +30,20 @@ const opt = (name: string) => {
 const QUICK = flag('--quick');
 const CONNECTIONS = 50;
 const DURATION = Number(opt('--duration') ?? (QUICK ? 3 : 4));
+/** Warm-up before each later workload on a process already warmed up (seconds). */
 const WARMUP = 1;
+/**
+ * A freshly started process is warmed up in 1 s steps until its CPU per request stops falling:
+ * V8 compiles the hot path over several seconds, and N workers compile it N times over, each
+ * seeing 1/N of the requests. At least WARMUP_MIN steps, at most WARMUP_MAX.
+ */
+const WARMUP_MIN = 3;
+const WARMUP_MAX = QUICK ? 5 : 12;
 const ROUNDS = Number(opt('--rounds') ?? (QUICK ? 2 : 2));
 /** Extra rounds of the small GET (the targets are read from it). */
 const SMALL_ROUNDS = Number(opt('--rounds') ?? (QUICK ? 2 : 3));
 const WRITE = !QUICK && !flag('--no-write');
-const DEADLINE_MS = (QUICK ? 110 : 15 * 60) * 1000;
+const DEADLINE_MS = (QUICK ? 110 : 20 * 60) * 1000;
 const started = Date.now();
 
 // ---------------------------------------------------------------------------------------------
@@ -67,9 +76,19 @@ const CORES = availableParallelism();
 const TASKSET = CORES >= 2 && spawnSync('taskset', ['-V']).status === 0;
 const LOAD_CPU = String(CORES - 1);
 const PROXY_CPU = '0';
+const ALL_CPUS = `0-${CORES - 1}`;
+/**
+ * Where the load generator runs: LOAD_CPU, or every core while a floating system is measured.
+ * The upstream follows it (see floatLoad()).
+ */
+let loadCpus = LOAD_CPU;
 
+/**
+ * Starts a child on `cpus`; null: on every core. The bench itself is pinned to LOAD_CPU and a
+ * child inherits its parent's affinity, so "unpinned" must be said explicitly.
+ */
 function start(cmd: string, argv: string[], cpus: string | null, opts: { cwd?: string } = {}): ChildProcess {
-  const [file, list] = cpus && TASKSET ? ['taskset', ['-c', cpus, cmd, ...argv]] : [cmd, argv];
+  const [file, list] = TASKSET ? ['taskset', ['-c', cpus ?? ALL_CPUS, cmd, ...argv]] : [cmd, argv];
   const child = spawn(file, list, { cwd: opts.cwd ?? ROOT, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   children.add(child);
   child.on('exit', () => children.delete(child));
@@ -194,6 +213,11 @@ interface System {
   label: string;
   /** core(s) for the proxy; null: unpinned */
   cpus: string | null;
+  /**
+   * The proxy, the upstream and the load generator all float over every core (the multi-worker
+   * comparison: workers can only gain from cores the load generator is not pinned away from).
+   */
+  float?: boolean;
   start(upstream: string): Promise<Running>;
 }
 
@@ -262,6 +286,7 @@ function wasmgate(
     id,
     label,
     cpus: pinned ? cpus : null,
+    float: !pinned,
     async start(upstream) {
       const dir = join(tmp, id);
       mkdirSync(dir, { recursive: true });
@@ -490,7 +515,7 @@ async function autocannon(port: number, w: Workload, seconds: number): Promise<L
     close: w.close,
     headers: { allow: 'true', ...(w.bodyBytes ? { 'content-type': 'application/octet-stream' } : {}) },
   };
-  const out = await run(NODE, [join(ROOT, 'bench/load/autocannon.ts'), JSON.stringify(o)], LOAD_CPU);
+  const out = await run(NODE, [join(ROOT, 'bench/load/autocannon.ts'), JSON.stringify(o)], loadCpus);
   return JSON.parse(out.trim().split('\n').pop() ?? '{}') as Load;
 }
 
@@ -537,10 +562,36 @@ interface Sample extends Load {
   cpuUsPerReq: number;
   cpuBusy: number;
   rssMiB: number;
+  /** Seconds of load before this window. */
+  warmupS?: number;
 }
 type Cell = { system: string; workload: string; samples: Sample[] };
 const cells = new Map<string, Cell>();
 const key = (s: string, w: string) => `${s}|${w}`;
+
+/**
+ * Load before a measured window. A fresh process gets 1 s steps until two steps in a row are no
+ * more than 3% below the best step before them (its CPU per request has stopped falling: JIT
+ * compilation done), between WARMUP_MIN and WARMUP_MAX steps; later workloads on the same process
+ * get WARMUP seconds. Returns the seconds.
+ */
+async function warmUp(r: Running, w: Workload, fresh: boolean): Promise<number> {
+  if (!fresh) {
+    await autocannon(r.port, w, WARMUP);
+    return WARMUP;
+  }
+  let best = Number.POSITIVE_INFINITY;
+  let flat = 0;
+  for (let step = 1; ; step++) {
+    const pids = tree(r.child.pid ?? 0);
+    const c0 = cpuMicros(pids);
+    const load = await autocannon(r.port, w, 1);
+    const perReq = (cpuMicros(tree(r.child.pid ?? 0)) - c0) / Math.max(1, load.ok);
+    flat = perReq >= best * 0.97 ? flat + 1 : 0;
+    best = Math.min(best, perReq);
+    if (step >= WARMUP_MAX || (step >= WARMUP_MIN && flat >= 2)) return step;
+  }
+}
 
 async function measure(sys: System, r: Running, w: Workload, gen: 'ac' | 'wrk'): Promise<Sample> {
   const pids = tree(r.child.pid ?? 0);
@@ -592,6 +643,13 @@ function summary(system: string, workload: string): Summary | undefined {
 // Main.
 
 let upstreamPid = 0;
+/** Moves the load generator and the upstream (every thread) to every core, or back to LOAD_CPU. */
+function floatLoad(on: boolean): void {
+  const cpus = on ? ALL_CPUS : LOAD_CPU;
+  if (!TASKSET || loadCpus === cpus) return;
+  loadCpus = cpus;
+  if (upstreamPid) execFileSync('taskset', ['-a', '-cp', cpus, String(upstreamPid)], { stdio: 'ignore' });
+}
 async function main(): Promise<number> {
   if (TASKSET) execFileSync('taskset', ['-cp', LOAD_CPU, String(process.pid)], { stdio: 'ignore' });
   if (!existsSync(join(ROOT, 'dist/cli.js'))) throw new Error('dist/cli.js is missing: run `npm run build` first');
@@ -629,26 +687,31 @@ async function main(): Promise<number> {
         process.stderr.write('bench: time budget spent; reporting what was measured\n');
         break;
       }
+      floatLoad(sys.float === true);
       const r = await sys.start(upstream);
       try {
+        let fresh = true;
         for (const w of todo) {
           for (const gen of gens) {
             if (gen === 'wrk' && w.id !== 'small') continue;
             const wid = gen === 'wrk' ? 'small-wrk' : w.id;
-            await autocannon(r.port, w, WARMUP);
+            const warm = await warmUp(r, w, fresh);
+            fresh = false;
             const s = await measure(sys, r, w, gen);
+            s.warmupS = warm;
             const c = cells.get(key(sys.id, wid)) ?? { system: sys.id, workload: wid, samples: [] };
             c.samples.push(s);
             cells.set(key(sys.id, wid), c);
             process.stderr.write(
               `  [${round + 1}/${maxRounds}] ${sys.id.padEnd(12)} ${wid.padEnd(9)} ${s.rps.toFixed(0).padStart(6)} req/s  ` +
                 `p50 ${s.p50.toFixed(2)} p99 ${s.p99.toFixed(2)} ms  ${s.cpuUsPerReq.toFixed(1)} us/req  ` +
-                `${(s.cpuBusy * 100).toFixed(0)}% cpu  ${s.rssMiB.toFixed(0)} MiB\n`,
+                `${(s.cpuBusy * 100).toFixed(0)}% cpu  ${s.rssMiB.toFixed(0)} MiB  (warm-up ${warm} s)\n`,
             );
           }
         }
       } finally {
         if (sys.id !== 'upstream') await stop(r.child);
+        floatLoad(false);
       }
     }
   }
@@ -698,10 +761,10 @@ function buildReport(systems: System[], workloads: Workload[], withWrk: boolean)
   const when = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
   lines.push(
     `Measured ${when} on ${CORES} cores (${cpuModel()}), Node ${process.versions.node}, loopback, ${CONNECTIONS} connections, ` +
-      `${DURATION} s per run after a ${WARMUP} s warm-up, medians of ${SMALL_ROUNDS} rounds (small GET) / ${ROUNDS} (others); ` +
+      `${DURATION} s per run after a warm-up (a fresh process: until its CPU per request stops falling, ${WARMUP_MIN}-${WARMUP_MAX} s; then ${WARMUP} s per workload), medians of ${SMALL_ROUNDS} rounds (small GET) / ${ROUNDS} (others); ` +
       `load generator: autocannon${withWrk ? ' (and wrk)' : ''}. ` +
       (TASKSET
-        ? `Pinned with taskset: proxy on core ${PROXY_CPU}, upstream + load generator on core ${LOAD_CPU}; "unpinned" rows float over all cores.`
+        ? `Pinned with taskset: proxy on core ${PROXY_CPU}, upstream + load generator on core ${LOAD_CPU}; in "unpinned" rows the proxy, the upstream and the load generator all float over all cores.`
         : 'Not pinned (taskset missing or 1 core).') +
       ' CPU = the proxy\'s own utime+stime per 2xx response (all threads and processes); "busy" = its share of one core.',
   );
@@ -744,7 +807,7 @@ function buildReport(systems: System[], workloads: Workload[], withWrk: boolean)
     settings: {
       connections: CONNECTIONS,
       duration: DURATION,
-      warmup: WARMUP,
+      warmup: { fresh: [WARMUP_MIN, WARMUP_MAX], later: WARMUP },
       rounds: ROUNDS,
       smallRounds: SMALL_ROUNDS,
       quick: QUICK,

@@ -7,6 +7,8 @@ if (major < 22) {
   );
   process.exit(1);
 }
+// V8 flags first, before the rest of the program is loaded (dist/cli.js imports it too).
+await import('../dist/server/v8-tuning.js');
 const { main } = await import('../dist/cli.js');
 
 main(process.argv.slice(2)).then(

@@ -1,4 +1,6 @@
 // The `wasmgate` command line: run, validate, --help, --version.
+// First, before anything else is loaded: V8 flags for the whole process.
+import './server/v8-tuning.ts';
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
