@@ -2,7 +2,7 @@
 // - nanoseconds per host call (a guest loop calling proxy_get_header_map_value / proxy_log),
 // - nanoseconds per request through the pipeline with 0 plugins and with 1 empty plugin,
 // - CPU per request with 50 requests in flight (phases on later macrotasks): 0 plugins, 1 empty
-//   plugin, the Rust header plugin.
+//   plugin, the Rust header plugin, the AssemblyScript plugin.
 // Usage: node bench/host-cost.ts [--quick]   (writes bench/results/host-cost-<date>.json)
 import { readFileSync, writeFileSync } from 'node:fs';
 import wabtInit from 'wabt';
@@ -171,6 +171,17 @@ const RUST = new WebAssembly.Module(
 const rustVm = new PluginVm(RUST, inspectModule(RUST), { ...identity, name: 'bench.rust' }, sink);
 rustVm.start();
 const rustPlugin = { ...plugin, name: 'bench.rust', acquire: () => rustVm };
+// The AssemblyScript plugin reads every request header as pairs (proxy_get_header_map_pairs).
+const AS = new WebAssembly.Module(readFileSync(new URL('../plugins/add-header-as/plugin.wasm', import.meta.url)));
+const asIdentity = {
+  ...identity,
+  name: 'bench.as',
+  rootId: 'add_header',
+  configuration: new TextEncoder().encode('{"header":"x-as","value":"bench"}'),
+};
+const asVm = new PluginVm(AS, inspectModule(AS), asIdentity, sink);
+asVm.start();
+const asPlugin = { ...plugin, name: 'bench.as', acquire: () => asVm };
 function inFlight(chain: FilterFactory[], total: number): Promise<{ ns: number; cpuNs: number }> {
   return new Promise((resolve) => {
     let started = 0;
@@ -228,6 +239,8 @@ await inFlight([new WasmFilterFactory(plugin)], 20_000);
 const flightEmpty = await inFlight([new WasmFilterFactory(plugin)], flying);
 await inFlight([new WasmFilterFactory(rustPlugin)], 20_000);
 const flightRust = await inFlight([new WasmFilterFactory(rustPlugin)], flying);
+await inFlight([new WasmFilterFactory(asPlugin)], 20_000);
+const flightAs = await inFlight([new WasmFilterFactory(asPlugin)], flying);
 
 const results = {
   date: new Date().toISOString(),
@@ -244,6 +257,8 @@ const results = {
     one_empty_plugin: round(flightEmpty.cpuNs),
     rust_header_plugin: round(flightRust.cpuNs),
     rust_plugin_cost: round(flightRust.cpuNs - flightNone.cpuNs),
+    assemblyscript_plugin: round(flightAs.cpuNs),
+    assemblyscript_plugin_cost: round(flightAs.cpuNs - flightNone.cpuNs),
   },
 };
 function round(n: number): number {
@@ -261,4 +276,6 @@ console.log(`| measure | ns |
 | 50 requests in flight, CPU per request, no plugins | ${results.in_flight_cpu_ns.no_plugins} |
 | 50 requests in flight, CPU per request, 1 empty plugin | ${results.in_flight_cpu_ns.one_empty_plugin} |
 | 50 requests in flight, CPU per request, the Rust header plugin | ${results.in_flight_cpu_ns.rust_header_plugin} |
-| cost of the Rust header plugin per request, in flight | ${results.in_flight_cpu_ns.rust_plugin_cost} |`);
+| cost of the Rust header plugin per request, in flight | ${results.in_flight_cpu_ns.rust_plugin_cost} |
+| 50 requests in flight, CPU per request, the AssemblyScript plugin | ${results.in_flight_cpu_ns.assemblyscript_plugin} |
+| cost of the AssemblyScript plugin per request, in flight | ${results.in_flight_cpu_ns.assemblyscript_plugin_cost} |`);

@@ -1,6 +1,6 @@
 // ABI area: header and trailer maps.
 import type { AbiHost, HeaderMapAccess } from './host-api.ts';
-import { decodePairs, encodePairs, type Pairs } from './pairs.ts';
+import { decodePairs, type Pairs } from './pairs.ts';
 import { MapType, Status } from './result.ts';
 
 function readOnlyMap(pairs: Pairs): HeaderMapAccess {
@@ -42,7 +42,7 @@ export function headerFunctions(h: AbiHost) {
     proxy_get_header_map_pairs: (mapType: number, retPtrPtr: number, retSizePtr: number) => {
       const m = map(mapType);
       // Envoy answers OK with an empty map when the map is absent.
-      return h.copyOut(encodePairs(m ? m.pairs : []), retPtrPtr, retSizePtr);
+      return h.copyOutPairs(m ? m.pairs : [], retPtrPtr, retSizePtr);
     },
     proxy_set_header_map_pairs: (mapType: number, ptr: number, size: number) => {
       const m = map(mapType);

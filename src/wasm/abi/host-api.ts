@@ -66,6 +66,8 @@ export interface AbiHost {
   copyOut(bytes: Uint8Array, retPtrPtr: number, retSizePtr: number): StatusCode;
   /** copyOut of a string's UTF-8 bytes. */
   copyOutString(value: string, retPtrPtr: number, retSizePtr: number): StatusCode;
+  /** copyOut of header pairs, serialized (pairs.ts) straight into guest memory. */
+  copyOutPairs(pairs: readonly (readonly [string, string])[], retPtrPtr: number, retSizePtr: number): StatusCode;
   /** The context host calls currently act on. */
   effectiveContext(): AbiContext | undefined;
   setEffectiveContext(id: number): StatusCode;

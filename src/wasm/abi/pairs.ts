@@ -7,31 +7,53 @@ export type Pairs = [string, string][];
 export const MAX_PAIRS_SIZE = 1 << 20;
 export const MAX_PAIRS_COUNT = 1024;
 
-const encoder = new TextEncoder();
 const decoder = new TextDecoder();
+
+/**
+ * The UTF-8 byte length of every key and value, in order (key 0, value 0, key 1, ...), and the
+ * serialized size. writePairs() takes both.
+ */
+export function pairsLayout(pairs: readonly (readonly [string, string])[]): { lens: number[]; size: number } {
+  const lens: number[] = new Array(pairs.length * 2);
+  let size = 4 + pairs.length * 8;
+  for (let i = 0; i < pairs.length; i++) {
+    const [k, v] = pairs[i]!;
+    const kl = Buffer.byteLength(k, 'utf8');
+    const vl = Buffer.byteLength(v, 'utf8');
+    lens[2 * i] = kl;
+    lens[2 * i + 1] = vl;
+    size += kl + vl + 2;
+  }
+  return { lens, size };
+}
+
+/**
+ * Serializes pairs into `out` (exactly the layout's size, e.g. a view of guest memory): the
+ * strings are encoded in place, with no byte array per key or value.
+ */
+export function writePairs(out: Buffer, pairs: readonly (readonly [string, string])[], lens: readonly number[]): void {
+  out.writeUInt32LE(pairs.length, 0);
+  let p = 4 + pairs.length * 8;
+  for (let i = 0; i < pairs.length; i++) {
+    const [k, v] = pairs[i]!;
+    const kl = lens[2 * i]!;
+    const vl = lens[2 * i + 1]!;
+    out.writeUInt32LE(kl, 4 + i * 8);
+    out.writeUInt32LE(vl, 8 + i * 8);
+    out.write(k, p, kl, 'utf8');
+    p += kl;
+    out[p++] = 0;
+    out.write(v, p, vl, 'utf8');
+    p += vl;
+    out[p++] = 0;
+  }
+}
 
 /** Serializes pairs. An empty map is 4 zero bytes. */
 export function encodePairs(pairs: readonly (readonly [string, string])[]): Uint8Array {
-  const keys: Uint8Array[] = new Array(pairs.length);
-  const values: Uint8Array[] = new Array(pairs.length);
-  let size = 4 + pairs.length * 8;
-  for (let i = 0; i < pairs.length; i++) {
-    keys[i] = encoder.encode(pairs[i]![0]);
-    values[i] = encoder.encode(pairs[i]![1]);
-    size += keys[i]!.length + values[i]!.length + 2;
-  }
-  const out = new Uint8Array(size);
-  const view = new DataView(out.buffer);
-  view.setUint32(0, pairs.length, true);
-  let p = 4 + pairs.length * 8;
-  for (let i = 0; i < pairs.length; i++) {
-    view.setUint32(4 + i * 8, keys[i]!.length, true);
-    view.setUint32(8 + i * 8, values[i]!.length, true);
-    out.set(keys[i]!, p);
-    p += keys[i]!.length + 1;
-    out.set(values[i]!, p);
-    p += values[i]!.length + 1;
-  }
+  const { lens, size } = pairsLayout(pairs);
+  const out = Buffer.allocUnsafe(size);
+  writePairs(out, pairs, lens);
   return out;
 }
 

@@ -9,7 +9,7 @@ import { LiveSet } from '../../util/live-set.ts';
 import type { AbiContext, AbiHost, CallResponse } from '../abi/host-api.ts';
 import { buildImports } from '../abi/imports.ts';
 import { MetricRegistry } from '../abi/metrics.ts';
-import type { Pairs } from '../abi/pairs.ts';
+import { type Pairs, pairsLayout, writePairs } from '../abi/pairs.ts';
 import { type AbiVersion, BufferType, Status, type StatusCode } from '../abi/result.ts';
 import type { GuestMemory } from '../runtime/memory.ts';
 import type { ModuleInfo } from '../runtime/module.ts';
@@ -409,6 +409,17 @@ export class PluginVm implements AbiHost {
     const ptr = this.vm.allocate(size);
     if (ptr === 0) return Status.INVALID_MEMORY_ACCESS;
     this.memory.writeString(ptr, value, size);
+    this.memory.setU32(retPtrPtr, ptr);
+    this.memory.setU32(retSizePtr, size);
+    return Status.OK;
+  }
+
+  copyOutPairs(pairs: readonly (readonly [string, string])[], retPtrPtr: number, retSizePtr: number): StatusCode {
+    // Serialized straight into guest memory, as copyOutString.
+    const { lens, size } = pairsLayout(pairs);
+    const ptr = this.vm.allocate(size);
+    if (ptr === 0) return Status.INVALID_MEMORY_ACCESS;
+    writePairs(this.memory.writable(ptr, size), pairs, lens);
     this.memory.setU32(retPtrPtr, ptr);
     this.memory.setU32(retSizePtr, size);
     return Status.OK;

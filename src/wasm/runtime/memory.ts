@@ -75,6 +75,14 @@ export class GuestMemory {
     this.#u8.write(value, ptr, byteLength, 'utf8');
   }
 
+  /** A Buffer over guest bytes for the host to write into; valid only until the next call into the guest. */
+  writable(ptr: number, len: number): Buffer {
+    ptr >>>= 0;
+    len >>>= 0;
+    this.#check(ptr, len);
+    return this.#u8.subarray(ptr, ptr + len);
+  }
+
   write(ptr: number, bytes: Uint8Array): void {
     ptr >>>= 0;
     this.#check(ptr, bytes.length);
