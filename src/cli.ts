@@ -27,7 +27,7 @@ const HELP = `wasmgate ${VERSION}: a reverse proxy that runs Proxy-Wasm plugins,
 
 Usage:
   wasmgate run -c PATH [-c PATH]... [options]
-  wasmgate validate -c PATH [-c PATH]...
+  wasmgate validate -c PATH [-c PATH]... [--secrets-dir DIR]
   wasmgate health [--health-port N]      exit 0 when the proxy on this host is ready
   wasmgate dev PLUGIN.wasm|WASMPLUGIN.yaml [--upstream URL] [--port N] [--admin-port N]
                                          plugin developer loop: proxy on :8080 (default upstream: the
@@ -54,9 +54,10 @@ Options for run:
       --access-log DEST          stdout (default), off, or a file path
       --httpbin ADDR             also start the embedded httpbin-compatible upstream on ADDR (host:port)
       --cache-dir DIR            Wasm module cache (default $XDG_CACHE_HOME/wasmgate, else a temp folder)
-      --secrets-dir DIR          imagePullSecrets: DIR/<namespace>/<name> or DIR/<name> (docs/fetching.md)
+      --secrets-dir DIR          Kubernetes secrets as files: imagePullSecrets and TLS credentialName, read
+                                 as DIR/<namespace>/<name>, else DIR/<name> (docs/fetching.md, docs/config.md)
       --insecure-registry H[:P]  reach this OCI registry over plain HTTP (repeatable; loopback always is)
-      --no-watch                 do not reload when configuration files or file:// modules change
+      --no-watch                 do not reload when configuration files, file:// modules or TLS secrets change
       --drain-time DURATION      on SIGTERM, serve with Connection: close for up to this long (default 5s)
       --concurrency N            worker threads, each with its own listeners and Wasm VMs (default: cores)
       --health-port N            Istio's health port: GET /healthz/ready (default 15021; -1 disables)
@@ -80,8 +81,8 @@ Downstream limits (Envoy's edge defaults; docs/security.md says what each defend
       --headers-with-underscores ACTION reject (default, 400), drop or allow request headers named with "_"
       --h2-max-concurrent-streams N     HTTP/2 streams per connection (default 100)
 
-Reload: a changed config file or file:// module, SIGHUP, or POST /reload on the admin port builds
-the new configuration to the side; if it is invalid the running one keeps serving.
+Reload: a changed config file, file:// module or TLS secret, SIGHUP, or POST /reload on the admin
+port builds the new configuration to the side; if it is invalid the running one keeps serving.
 `;
 
 class UsageError extends Error {}
@@ -242,7 +243,7 @@ function printProblems(problems: Problem[]): void {
 }
 
 async function validate(paths: string[], values: ReturnType<typeof parse>['values']): Promise<number> {
-  const config = await loadConfig(paths);
+  const config = await loadConfig(paths, { secretsDir: values['secrets-dir'] });
   const problems = [...config.problems, ...(await moduleWarnings(config))];
   printProblems(problems);
   if (problems.some((p) => p.severity === 'error')) return 1;
@@ -291,7 +292,8 @@ async function run(paths: string[], values: ReturnType<typeof parse>['values']):
     }
   }
   const logger = createLogger(logLevel === 'warning' ? 'warn' : logLevel);
-  const config = await loadConfig(paths);
+  const secretsDir = values['secrets-dir'];
+  const config = await loadConfig(paths, { secretsDir });
   printProblems(config.problems);
   if (config.problems.some((p) => p.severity === 'error')) {
     logger.error('configuration is invalid; not starting (run `wasmgate validate` for details)');
@@ -334,7 +336,7 @@ async function run(paths: string[], values: ReturnType<typeof parse>['values']):
       levels: levels.state(),
       fetch: {
         cacheDir: values['cache-dir'],
-        secretsDir: values['secrets-dir'],
+        secretsDir,
         insecureRegistries: values['insecure-registry'] ?? [],
       },
     },
@@ -387,12 +389,13 @@ async function run(paths: string[], values: ReturnType<typeof parse>['values']):
   const watcher = values['no-watch']
     ? undefined
     : new ChangeWatcher((files) => void reload(`changed: ${files.join(', ')}`));
-  watcher?.set(watchedPaths(config));
+  // TLS secrets (credentialName) too: a rotated certificate reloads like a config edit.
+  watcher?.set(watchedPaths(config), config.secretPaths);
   closers.unshift(async () => watcher?.close());
   // Logged once the files are watched: an edit made after this line is seen.
   listening();
   const reload = async (why: string): Promise<{ ok: boolean; message: string }> => {
-    const next = await loadConfig(paths);
+    const next = await loadConfig(paths, { secretsDir });
     const errors = next.problems.filter((p) => p.severity === 'error');
     if (errors.length > 0) {
       for (const p of errors) logger.error(`reload: ${formatProblem(p)}`);
@@ -402,7 +405,7 @@ async function run(paths: string[], values: ReturnType<typeof parse>['values']):
     }
     try {
       const r = await gateway.reload();
-      watcher?.set(watchedPaths(next));
+      watcher?.set(watchedPaths(next), next.secretPaths);
       const message =
         `reloaded (${why}): plugins kept ${r.plugins.kept.length}, replaced ${r.plugins.replaced.length}, ` +
         `added ${r.plugins.added.length}, removed ${r.plugins.removed.length}`;

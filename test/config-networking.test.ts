@@ -74,7 +74,6 @@ spec:
     'W 18:11 spec.servers[3].tls.httpsRedirect: tls.httpsRedirect should only be used with http servers',
     '19:48 spec.servers[4].port.protocol: invalid protocol "QUIC", supported protocols are HTTP, HTTPS, HTTP2, GRPC, GRPC-WEB, TCP, TLS, UDP, MONGO, REDIS, MYSQL',
     '27:27 spec.servers[5].tls.minProtocolVersion: "TLSV1_4" is not one of TLS_AUTO, TLSV1_0, TLSV1_1, TLSV1_2, TLSV1_3 (did you mean "TLSV1_0"?)',
-    '28:7 spec.servers[5].tls.credentialNames: tls.credentialNames refer to Kubernetes secrets; standalone, give serverCertificate and privateKey file paths',
     '29:7 spec.servers[5].tls.credentialName: only one of credentialName, credentialNames or tlsCertificates can be set (found credentialNames and credentialName)',
   ]);
   assert.ok(config.problems.every((p) => p.kind === 'Gateway' && p.name === 'default/gw'));

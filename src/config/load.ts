@@ -4,6 +4,7 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import { dirname, resolve, sep } from 'node:path';
 import type { ValidateFunction } from 'ajv';
 import { type Alias, LineCounter, parseAllDocuments, visit } from 'yaml';
+import { destinationRuleCredentials, gatewayCredentials, type SecretContext } from './credentials.ts';
 import { destinationRuleRules, destinationRuleSpec } from './destination-rule.ts';
 import { expandEnv } from './env.ts';
 import {
@@ -67,13 +68,19 @@ interface KindDef {
   validate: ValidateFunction;
   /** Istio's rules beyond the schema; `meta` is the resource's metadata as written (for annotations). */
   rules(spec: Obj, name: string, meta: Obj): Issue[];
+  /** TLS secrets the resource names (--secrets-dir), read once the resource has no other error. */
+  credentials?(spec: Obj, ctx: SecretContext): Issue[];
   add(config: LoadedConfig, base: Base, spec: Obj): Resource<unknown>;
 }
 
 const NETWORKING = ['networking.istio.io/v1', 'networking.istio.io/v1beta1', 'networking.istio.io/v1alpha3'];
 const SECURITY = ['security.istio.io/v1', 'security.istio.io/v1beta1'];
 
-function kind(apiVersions: readonly string[], spec: Schema, rest: Pick<KindDef, 'rules' | 'add'>): KindDef {
+function kind(
+  apiVersions: readonly string[],
+  spec: Schema,
+  rest: Pick<KindDef, 'rules' | 'add' | 'credentials'>,
+): KindDef {
   const schema = resourceSchema(spec);
   return { apiVersions, schema, validate: compile(schema), ...rest };
 }
@@ -90,6 +97,7 @@ export const KINDS: Readonly<Record<string, KindDef>> = {
   }),
   Gateway: kind(NETWORKING, gatewaySpec, {
     rules: gatewayRules,
+    credentials: gatewayCredentials,
     add(config, base, spec) {
       const r = { ...base, spec: spec as GatewaySpec };
       config.gateways.push(r);
@@ -130,6 +138,7 @@ export const KINDS: Readonly<Record<string, KindDef>> = {
   }),
   DestinationRule: kind(NETWORKING, destinationRuleSpec, {
     rules: (spec) => destinationRuleRules(spec),
+    credentials: destinationRuleCredentials,
     add(config, base, spec) {
       const r = { ...base, spec: spec as unknown as DestinationRuleSpec };
       config.destinationRules.push(r);
@@ -158,6 +167,10 @@ interface LoadState {
   seen: Map<string, string>;
   /** absolute paths of the files read so far */
   read: Set<string>;
+  /** --secrets-dir, for TLS credentialName */
+  secretsDir: string | undefined;
+  /** the secret paths tried for TLS credentials */
+  secrets: Set<string>;
 }
 
 function fileProblem(file: string, message: string, severity: Problem['severity'] = 'error'): Problem {
@@ -197,8 +210,12 @@ async function expand(path: string, problems: Problem[]): Promise<string[]> {
 /**
  * Loads every resource from the files and folders named. Nothing throws: unreadable files, YAML
  * syntax errors and invalid resources become problems, and only resources without errors are listed.
+ * TLS secrets named by credentialName are read from `secretsDir` (src/config/credentials.ts).
  */
-export async function loadConfig(paths: string[], opts: { defaultNamespace?: string } = {}): Promise<LoadedConfig> {
+export async function loadConfig(
+  paths: string[],
+  opts: { defaultNamespace?: string; secretsDir?: string } = {},
+): Promise<LoadedConfig> {
   const config: LoadedConfig = {
     files: [],
     wasmPlugins: [],
@@ -215,6 +232,8 @@ export async function loadConfig(paths: string[], opts: { defaultNamespace?: str
     defaultNamespace: opts.defaultNamespace ?? 'default',
     seen: new Map(),
     read: new Set(),
+    secretsDir: opts.secretsDir,
+    secrets: new Set(),
   };
   for (const path of paths) {
     for (const file of await expand(path, config.problems)) {
@@ -235,6 +254,7 @@ export async function loadConfig(paths: string[], opts: { defaultNamespace?: str
       loadText(text, file, state);
     }
   }
+  config.secretPaths = [...state.secrets];
   return config;
 }
 
@@ -391,6 +411,8 @@ function checkResource(
     const metaName = typeof meta.name === 'string' ? meta.name : '';
     for (const issue of def.rules(value.spec, metaName, meta))
       if (!reported.has(fieldPath(issue.path))) issues.push(issue);
+    if (def.credentials && !issues.some((i) => i.severity === 'error'))
+      issues.push(...def.credentials(value.spec, { secretsDir: state.secretsDir, namespace, watch: state.secrets }));
   }
   for (const i of issues) report(i.severity, i.path, i.anchor, i.message);
 

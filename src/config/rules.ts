@@ -218,14 +218,8 @@ function tlsRules(out: Issues, path: Path, tls: Obj): void {
       out.warn([...path, 'mode'], `${mode} mode does not use certificates, they will be ignored`, 'key');
     return;
   }
-  // wasmgate's own limits (Istio accepts these): standalone, certificates come from files only.
-  for (const k of ['credentialName', 'credentialNames'])
-    if (has(k) || list(tls[k]).length > 0)
-      out.error(
-        [...path, k],
-        `tls.${k} ${k === 'credentialName' ? 'refers to a Kubernetes secret' : 'refer to Kubernetes secrets'}; standalone, give serverCertificate and privateKey file paths`,
-        'key',
-      );
+  // credentialName / credentialNames are read from --secrets-dir (src/config/credentials.ts).
+  // wasmgate's own limit (Istio accepts it): tlsCertificates are not read.
   if (list(tls.tlsCertificates).length > 0 && !(has('serverCertificate') && has('privateKey')))
     out.error(
       [...path, 'tlsCertificates'],

@@ -424,4 +424,6 @@ export interface LoadedConfig {
   authorizationPolicies: Resource<AuthorizationPolicySpec>[];
   /** Errors and warnings, in file order then position. */
   problems: Problem[];
+  /** The TLS secret files and folders tried for credentialName (found or not), for the watcher. */
+  secretPaths?: string[];
 }

@@ -163,6 +163,12 @@ export class HttpListener {
       this.#http2 = http2.createSecureServer(
         {
           ...config.tls.options,
+          // Through this.config: a reload (update) swaps the certificates chosen by SNI too.
+          SNICallback: (servername: string, cb: (err: Error | null, ctx?: tls.SecureContext) => void) => {
+            const pick = this.config.tls?.options.SNICallback;
+            if (pick) pick(servername, cb);
+            else cb(null, undefined); // the default context: setSecureContext's
+          },
           ...h2Options,
           allowHTTP1: true,
           handshakeTimeout: limits.headersTimeoutMs > 0 ? limits.headersTimeoutMs : undefined,

@@ -1,9 +1,11 @@
-// Downstream TLS from Gateway servers: SIMPLE (certificate and key files) and MUTUAL (plus a CA
-// that client certificates must chain to), several certificates on one port chosen by SNI against
+// Downstream TLS from Gateway servers: SIMPLE (certificate and key files, or a credentialName read
+// from --secrets-dir at load: src/config/credentials.ts) and MUTUAL (plus a CA that client
+// certificates must chain to), several certificates on one port chosen by SNI against
 // each server's hosts, as Envoy's filter-chain match does. ALPN offers h2 and http/1.1.
 import { readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import tls from 'node:tls';
+import { serverCredential } from '../config/credentials.ts';
 import type { GatewayServer, TLSProtocolVersion } from '../config/types.ts';
 
 export interface ListenerTls {
@@ -62,19 +64,25 @@ export function listenerTls(
       throw new TlsConfigError(
         `Gateway server on port ${port}: tls.mode ISTIO_MUTUAL needs Istio's mesh certificates; use SIMPLE or MUTUAL with files`,
       );
-    if (t.credentialName || t.credentialNames)
+    // A credentialName (credentialNames) wins over file paths, as in Istio: read at load from --secrets-dir.
+    const named = Boolean(t.credentialName) || (t.credentialNames?.length ?? 0) > 0;
+    const secret = named ? serverCredential(t) : undefined;
+    if (named && !secret)
       throw new TlsConfigError(
-        `Gateway server on port ${port}: tls.credentialName refers to a Kubernetes secret; standalone, give serverCertificate and privateKey file paths`,
+        `Gateway server on port ${port}: tls.credentialName: the secret was not read (the configuration was loaded without --secrets-dir)`,
       );
     const options: tls.SecureContextOptions = {
-      cert: read(dir, port, 'serverCertificate', t.serverCertificate),
-      key: read(dir, port, 'privateKey', t.privateKey),
+      // Two pairs (credentialNames: RSA and ECDSA): OpenSSL serves the one the client's signature
+      // algorithms accept.
+      cert: secret ? secret.cert : read(dir, port, 'serverCertificate', t.serverCertificate),
+      key: secret ? secret.key : read(dir, port, 'privateKey', t.privateKey),
       minVersion: VERSIONS[t.minProtocolVersion ?? 'TLS_AUTO'] ?? 'TLSv1.2',
       maxVersion: VERSIONS[t.maxProtocolVersion ?? 'TLS_AUTO'],
     };
     if (t.cipherSuites && t.cipherSuites.length > 0) options.ciphers = t.cipherSuites.join(':');
     if (t.mode === 'MUTUAL' || t.mode === 'OPTIONAL_MUTUAL') {
-      options.ca = read(dir, port, 'caCertificates', t.caCertificates);
+      options.ca = secret ? secret.ca : read(dir, port, 'caCertificates', t.caCertificates);
+      if (secret?.crl) options.crl = secret.crl;
       mutual ||= t.mode === 'MUTUAL';
     }
     try {

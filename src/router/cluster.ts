@@ -31,6 +31,8 @@ export interface UpstreamTls {
   ca?: string | Buffer;
   cert?: string | Buffer;
   key?: string | Buffer;
+  /** Revocation list for the upstream's chain (a credentialName secret's ca.crl / crl). */
+  crl?: string | Buffer;
   /** Fixed SNI; absent: the request's Host (Istio's auto SNI). */
   sni?: string;
   /** Accepted server names instead of the SNI/host (Istio's subjectAltNames). */
@@ -319,6 +321,7 @@ export function tlsConnectOptions(tls: UpstreamTls | undefined) {
     ca: tls.ca,
     cert: tls.cert,
     key: tls.key,
+    ...(tls.crl ? { crl: tls.crl } : {}),
     rejectUnauthorized: !tls.insecureSkipVerify,
     ...(names && names.length > 0
       ? {

@@ -2,6 +2,7 @@
 // routes, ServiceEntry endpoints and DestinationRule traffic policies (see docs/config.md).
 import { readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
+import { clientCredential } from '../config/credentials.ts';
 import { CLIENT_TLS_MODES, LB_SIMPLE } from '../config/destination-rule.ts';
 import { parseDurationMs } from '../config/duration.ts';
 import { compileRe2 } from '../config/re2.ts';
@@ -190,7 +191,20 @@ function upstreamTls(tls: PortTrafficPolicy['tls'], dir: string): UpstreamTls | 
   if (mode === 'DISABLE') return undefined;
   if (mode === 'ISTIO_MUTUAL')
     return { error: 'ISTIO_MUTUAL needs Istio mesh certificates, which wasmgate does not have' };
-  if (tls.credentialName) return { error: `credentialName ${tls.credentialName}: Kubernetes secrets are not read` };
+  if (tls.credentialName) {
+    // Read at load from --secrets-dir (src/config/credentials.ts).
+    const secret = clientCredential(tls);
+    if (!secret) return { error: `credentialName ${tls.credentialName}: the secret was not read (no --secrets-dir)` };
+    return {
+      ca: secret.ca,
+      crl: secret.crl,
+      cert: mode === 'MUTUAL' ? secret.cert : undefined,
+      key: mode === 'MUTUAL' ? secret.key : undefined,
+      sni: tls.sni || undefined,
+      subjectAltNames: tls.subjectAltNames,
+      insecureSkipVerify: tls.insecureSkipVerify === true,
+    };
+  }
   try {
     return {
       ca: readPem(tls.caCertificates, dir),

@@ -59,7 +59,7 @@ async function main(): Promise<void> {
   useSharedState(connectSharedState(init.sharedState, (m) => logger.warn(m)));
   // A replacement reads the files as they are now: if they have become invalid (a rejected
   // reload), it refuses to start and the supervisor tries again later, as for any failed start.
-  const config = await loadConfig(init.paths);
+  const config = await loadConfig(init.paths, { secretsDir: init.fetch.secretsDir });
   const errors = config.problems.filter((p) => p.severity === 'error');
   if (errors.length > 0) {
     const message = `${errors.length} configuration error(s), first: ${formatProblem(errors[0]!)}`;
@@ -86,7 +86,7 @@ async function main(): Promise<void> {
       case 'snapshot':
         return snapshotOf(gateway, init.index);
       case 'reload': {
-        const next = await loadConfig(init.paths);
+        const next = await loadConfig(init.paths, { secretsDir: init.fetch.secretsDir });
         const errors = next.problems.filter((p) => p.severity === 'error');
         if (errors.length > 0) throw new Error(`${errors.length} configuration error(s)`);
         return gateway.reload(next);

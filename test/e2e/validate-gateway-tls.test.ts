@@ -1,9 +1,10 @@
-// Gateway server TLS settings wasmgate cannot serve standalone (Istio accepts them): a
-// `credentialName` / `credentialNames` (Kubernetes secrets), `ISTIO_MUTUAL` (mesh certificates),
-// `tlsCertificates` without `serverCertificate` and `privateKey`. `wasmgate validate` reports each
-// as an error at file:line:col with the field, and `wasmgate run` refuses to start with the same
-// line (before, validate passed and only the start failed). PASSTHROUGH servers do not use
-// certificates: a credentialName there stays a warning.
+// Gateway server TLS settings wasmgate cannot serve as written: a `credentialName` /
+// `credentialNames` without --secrets-dir (the Kubernetes secrets are read from that folder:
+// test/e2e/tls-credentials.test.ts), `ISTIO_MUTUAL` (mesh certificates), `tlsCertificates` without
+// `serverCertificate` and `privateKey`. `wasmgate validate` reports each as an error at
+// file:line:col with the field, and `wasmgate run` refuses to start with the same line (before,
+// validate passed and only the start failed). PASSTHROUGH servers do not use certificates: a
+// credentialName there stays a warning.
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
@@ -20,19 +21,19 @@ ${tls}`,
   );
 }
 
-const SECRET = 'refers to a Kubernetes secret; standalone, give serverCertificate and privateKey file paths';
+const NO_DIR = (name: string) =>
+  `secret "${name}" cannot be read: no --secrets-dir was given. Start with --secrets-dir DIR (or WASMGATE_SECRETS_DIR) where DIR/istio-system/${name} or DIR/${name} is a folder holding tls.crt and tls.key (and ca.crt for MUTUAL), or a Kubernetes Secret file (YAML or JSON) with those keys under data (base64) or stringData`;
 
 const cases: { name: string; yaml: string; expected: string }[] = [
   {
-    name: 'HTTPS SIMPLE with credentialName',
+    name: 'HTTPS SIMPLE with credentialName, no --secrets-dir',
     yaml: gateway('HTTPS', '      mode: SIMPLE\n      credentialName: example-com-cert\n'),
-    expected: `:11:7  Gateway istio-system/gw  spec.servers[0].tls.credentialName: tls.credentialName ${SECRET}`,
+    expected: `:11:23  Gateway istio-system/gw  spec.servers[0].tls.credentialName: ${NO_DIR('example-com-cert')}`,
   },
   {
-    name: 'TLS MUTUAL with credentialNames',
+    name: 'TLS MUTUAL with credentialNames, no --secrets-dir',
     yaml: gateway('TLS', '      mode: MUTUAL\n      credentialNames: [a, b]\n'),
-    expected:
-      ':11:7  Gateway istio-system/gw  spec.servers[0].tls.credentialNames: tls.credentialNames refer to Kubernetes secrets; standalone, give serverCertificate and privateKey file paths',
+    expected: `:11:28  Gateway istio-system/gw  spec.servers[0].tls.credentialNames[1]: ${NO_DIR('b')}`,
   },
   {
     name: 'HTTPS ISTIO_MUTUAL',
@@ -51,7 +52,7 @@ const cases: { name: string; yaml: string; expected: string }[] = [
   },
 ];
 
-describe('Gateway TLS settings that need Kubernetes or the mesh', () => {
+describe('Gateway TLS settings that need Kubernetes secrets or the mesh', () => {
   for (const c of cases)
     test(`${c.name}: validate reports it at file:line:col; run refuses with the same line`, async () => {
       const dir = tempConfig({ 'gateway.yaml': c.yaml });
@@ -76,7 +77,7 @@ describe('Gateway TLS settings that need Kubernetes or the mesh', () => {
       v.stderr,
       /:10:7 {2}Gateway istio-system\/gw {2}spec\.servers\[0\]\.tls\.mode: PASSTHROUGH mode does not use certificates, they will be ignored \(warning\)/,
     );
-    assert.doesNotMatch(v.stderr, /Kubernetes secret/);
+    assert.doesNotMatch(v.stderr, /secrets-dir/);
     assert.match(v.stdout, /^listener :8443 \(TLS passthrough\): tcp_proxy$/m);
   });
 });

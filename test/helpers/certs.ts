@@ -22,13 +22,11 @@ function openssl(dir: string, args: string[]): void {
   execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
 }
 
-function leaf(dir: string, name: string, subject: string, ext: string): void {
+function leaf(dir: string, name: string, subject: string, ext: string, rsa = false): void {
   openssl(dir, [
     'req',
     '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:P-256',
+    ...(rsa ? ['rsa:2048'] : ['ec', '-pkeyopt', 'ec_paramgen_curve:P-256']),
     '-nodes',
     '-keyout',
     `${name}.key`,
@@ -89,4 +87,27 @@ export function makePki(): TestPki {
     clientCertPem: readFileSync(join(dir, 'client.crt')),
     clientKeyPem: readFileSync(join(dir, 'client.key')),
   };
+}
+
+/**
+ * One more server certificate signed by the PKI's CA: `name`.crt and `name`.key in its folder,
+ * for `hosts` (DNS names; 127.0.0.1 is always added), an ECDSA P-256 key unless `rsa`.
+ */
+export function leafCert(
+  pki: TestPki,
+  name: string,
+  hosts: string[],
+  opts: { rsa?: boolean; cn?: string } = {},
+): { cert: string; key: string; certPem: Buffer; keyPem: Buffer } {
+  const san = [...hosts.map((h) => `DNS:${h}`), 'IP:127.0.0.1'].join(',');
+  leaf(
+    pki.dir,
+    name,
+    `/CN=${opts.cn ?? hosts[0] ?? name}`,
+    `subjectAltName=${san}\nextendedKeyUsage=serverAuth\n`,
+    opts.rsa,
+  );
+  const cert = join(pki.dir, `${name}.crt`);
+  const key = join(pki.dir, `${name}.key`);
+  return { cert, key, certPem: readFileSync(cert), keyPem: readFileSync(key) };
 }
